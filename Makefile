@@ -1,0 +1,31 @@
+# Two commands set everything up on a fresh machine:  `make demo`  and  `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH ?= torch==2.13.0   # the CPU build here; on a CUDA machine: make TORCH=torch
+
+.PHONY: setup demo test clean
+
+setup: $(VENV)/.installed
+
+# torch is installed first, pinned, so the package's torch range is already met and
+# pip never swaps in a multi-GB CUDA build on a CPU machine.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+# The main job on the built-in synthetic corpus.
+demo: setup
+	$(BIN)/liser data synth data/synth
+	$(BIN)/liser train --labeled ravdess:data/synth/ravdess --config no-dstl --folds all --epochs 15 --out runs/demo/no-dstl
+	$(BIN)/liser train --labeled ravdess:data/synth/ravdess --unlabeled avclips:data/synth/avclips \
+	  --teachers data/synth/oracle-teachers --config conf-vid-sp-dstl --folds all --epochs 15 --out runs/demo/conf-vid-sp-dstl
+
+test: setup
+	$(BIN)/python -m pytest -q -n 2
+
+clean:
+	rm -rf $(VENV) data/synth runs

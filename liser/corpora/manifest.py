@@ -1,0 +1,69 @@
+"""The manifest: one table that every corpus adapter returns.
+
+Adapters read a corpus from its native layout and never decode audio; decoding,
+quality checks and features happen once, in :mod:`liser.features`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+# Columns every manifest has, in this order. Adapters may add corpus-specific ones
+# after them (gender, intensity, statement, ...).
+MANIFEST_COLUMNS = (
+    "clip_id",  # unique within the corpus, stable across runs (the file stem)
+    "path",  # absolute path of the file the audio is read from
+    "speaker",  # speaker id as a string; folds group by it
+    "label",  # class name, or None for unlabeled corpora
+    "label_index",  # index into Corpus.classes, or -1 for unlabeled corpora
+    "duration",  # seconds, from the file header
+    "sample_rate",  # native rate, from the file header
+    "video_path",  # the video for audio-visual clips, else None
+)
+
+SKIP_COLUMNS = ("path", "reason")
+
+
+@dataclass
+class Corpus:
+    """A corpus read into a manifest, with the files it could not use and why."""
+
+    name: str
+    root: Path
+    classes: tuple[str, ...]  # empty for unlabeled corpora
+    manifest: pd.DataFrame
+    skipped: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(SKIP_COLUMNS)))
+
+    @property
+    def labeled(self) -> bool:
+        return bool(self.classes)
+
+    def manifest_hash(self) -> str:
+        """A short hash of what the corpus holds (ids, labels, speakers), for run tags."""
+        cols = ["clip_id", "speaker", "label"]
+        text = self.manifest[cols].astype(str).to_csv(index=False)
+        return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def make_manifest(rows: list[dict]) -> pd.DataFrame:
+    """Build a manifest from row dicts, with the standard columns first, sorted by clip id."""
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return pd.DataFrame(columns=list(MANIFEST_COLUMNS))
+    for col in MANIFEST_COLUMNS:
+        if col not in frame:
+            frame[col] = None
+    extra = [c for c in frame.columns if c not in MANIFEST_COLUMNS]
+    frame = frame[list(MANIFEST_COLUMNS) + extra].sort_values("clip_id", kind="stable")
+    frame["speaker"] = frame["speaker"].astype(str)
+    frame["label_index"] = frame["label_index"].astype(int)
+    return frame.reset_index(drop=True)
+
+
+def make_skips(rows: list[tuple[str, str]]) -> pd.DataFrame:
+    """Build the skipped-files table from (path, reason) pairs."""
+    return pd.DataFrame(rows, columns=list(SKIP_COLUMNS))

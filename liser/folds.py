@@ -1,0 +1,93 @@
+"""Speaker-independent 5-fold train / validation / test splits (section 3.6).
+
+Speakers are shuffled with a seed (interleaving genders when known, so each part has
+both) and dealt into ``n_folds`` groups. Fold k tests on group k, validates on group
+k + 1 and trains on the rest, so no speaker is in two parts of a fold and every
+speaker is tested exactly once. Runs read the split from a JSON fold file and record it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from liser.constants import N_FOLDS
+
+
+@dataclass(frozen=True)
+class Fold:
+    index: int
+    train: tuple[str, ...]
+    val: tuple[str, ...]
+    test: tuple[str, ...]
+
+    def part_of(self, speaker: str) -> str:
+        for part in ("train", "val", "test"):
+            if speaker in getattr(self, part):
+                return part
+        raise KeyError(f"speaker {speaker!r} is not in fold {self.index}")
+
+
+def make_folds(
+    speakers: Sequence[str],
+    n_folds: int = N_FOLDS,
+    seed: int = 0,
+    strata: Mapping[str, str] | None = None,
+) -> list[Fold]:
+    """Deal speakers into ``n_folds`` groups and build the rotating splits."""
+    unique = sorted(set(map(str, speakers)))
+    if n_folds < 3:
+        raise ValueError(f"n_folds must be at least 3 (train, validation and test need a group each), got {n_folds}")
+    if len(unique) < n_folds:
+        raise ValueError(f"{len(unique)} speakers cannot fill {n_folds} speaker-independent folds; use fewer folds or more speakers")
+    rng = np.random.default_rng(seed)
+    by_stratum: dict[str, list[str]] = {}
+    for spk in unique:
+        by_stratum.setdefault(str(strata.get(spk, "")) if strata else "", []).append(spk)
+    order: list[str] = []
+    for key in sorted(by_stratum):  # each stratum shuffled, then dealt in turn
+        members = by_stratum[key]
+        order.extend(members[i] for i in rng.permutation(len(members)))
+    groups: list[list[str]] = [[] for _ in range(n_folds)]
+    for i, spk in enumerate(order):
+        groups[i % n_folds].append(spk)
+    folds = []
+    for k in range(n_folds):
+        val_k = (k + 1) % n_folds
+        train = [s for g, grp in enumerate(groups) if g not in (k, val_k) for s in grp]
+        folds.append(Fold(k, tuple(sorted(train)), tuple(sorted(groups[val_k])), tuple(sorted(groups[k]))))
+    return folds
+
+
+def save_folds(folds: Sequence[Fold], path: str | Path, **meta) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = dict(meta, n_folds=len(folds), folds=[asdict(f) for f in folds])
+    path.write_text(json.dumps(payload, indent=1))
+    return path
+
+
+def load_folds(path: str | Path, speakers: Sequence[str] | None = None) -> list[Fold]:
+    """Read a fold file; with ``speakers``, check it covers exactly the corpus's speakers."""
+    path = Path(path)
+    try:
+        payload = json.loads(path.read_text())
+        folds = [Fold(f["index"], tuple(f["train"]), tuple(f["val"]), tuple(f["test"])) for f in payload["folds"]]
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: fold file not found; create one with `liser data folds`") from None
+    except (KeyError, TypeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not a liser fold file ({exc}); create one with `liser data folds`") from exc
+    if speakers is not None:
+        known = set(map(str, speakers))
+        listed = {s for f in folds for s in f.train + f.val + f.test}
+        if listed != known:
+            missing, extra = sorted(known - listed), sorted(listed - known)
+            raise ValueError(
+                f"{path}: fold file does not match the corpus (speakers missing from it: {missing[:5]}, "
+                f"speakers unknown to the corpus: {extra[:5]}); regenerate it with `liser data folds`"
+            )
+    return folds

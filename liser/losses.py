@@ -1,0 +1,83 @@
+"""The LiSER losses (section 2.4): CE on labeled clips, distillation on unlabeled ones.
+
+Every configuration goes through :func:`batch_loss`; a configuration only changes
+the weights, the distillation distance and whether confidence weights apply.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+
+class LossTerms(NamedTuple):
+    total: torch.Tensor  # the mini-batch loss, eq. 4 or 5
+    sup: torch.Tensor  # mean CE over labeled clips (for logging)
+    sd: torch.Tensor  # mean speech-distillation distance over clips with a target
+    vd: torch.Tensor  # mean video-distillation distance over clips with a target
+
+
+def distill_distance(student_logits: torch.Tensor, teacher_probs: torch.Tensor, kind: Literal["mae", "ce"]) -> torch.Tensor:
+    """Per-sample distance between the student's softmax and the teacher's.
+
+    ``mae``: mean absolute error over classes (eq. 2-3). ``ce``: cross-entropy against
+    the teacher's soft labels (Table 3, distill-ce).
+    """
+    if kind == "mae":
+        return (F.softmax(student_logits, dim=-1) - teacher_probs).abs().mean(-1)
+    if kind == "ce":
+        return -(teacher_probs * F.log_softmax(student_logits, dim=-1)).sum(-1)
+    raise ValueError(f"unknown distillation loss {kind!r}; use 'mae' or 'ce'")
+
+
+def batch_loss(
+    sup_logits: torch.Tensor | None,
+    labels: torch.Tensor | None,
+    sd_logits: torch.Tensor | None = None,
+    sd_target: torch.Tensor | None = None,
+    sd_mask: torch.Tensor | None = None,
+    vd_logits: torch.Tensor | None = None,
+    vd_target: torch.Tensor | None = None,
+    vd_mask: torch.Tensor | None = None,
+    *,
+    lambda_sd: float = 0.0,
+    lambda_vd: float = 0.0,
+    distill_loss: Literal["mae", "ce"] = "mae",
+    confidence: bool = False,
+) -> LossTerms:
+    """Eq. 4 (``confidence=False``) or eq. 5 (``confidence=True``).
+
+    (sum_i L_sup_i + sum_j (lambda_sd w_sd_j L_sd_j + lambda_vd w_vd_j L_vd_j)) / (N_l + N_u)
+
+    where w is the teacher's max probability (eq. 5) or 1 (eq. 4). A clip whose
+    teacher target is missing (mask False) contributes no term for that teacher but
+    still counts in N_u. Either part may be absent (None): two-stage training uses
+    only one at a time.
+    """
+    zero = next(t for t in (sup_logits, sd_logits, vd_logits) if t is not None).new_zeros(())
+    n_l = 0 if sup_logits is None else sup_logits.shape[0]
+    total, sup_mean = zero, zero
+    if n_l:
+        sup = F.cross_entropy(sup_logits, labels, reduction="none")
+        total = total + sup.sum()
+        sup_mean = sup.mean().detach()
+    n_u = 0
+    means = {}
+    for name, logits, target, mask, lam in (
+        ("sd", sd_logits, sd_target, sd_mask, lambda_sd),
+        ("vd", vd_logits, vd_target, vd_mask, lambda_vd),
+    ):
+        means[name] = zero
+        if logits is None or lam == 0:
+            continue
+        n_u = max(n_u, logits.shape[0])
+        mask = torch.ones(logits.shape[0], dtype=torch.bool, device=logits.device) if mask is None else mask
+        if not mask.any():
+            continue
+        dist = distill_distance(logits[mask], target[mask], distill_loss)
+        weight = target[mask].max(-1).values if confidence else torch.ones_like(dist)
+        total = total + lam * (weight * dist).sum()
+        means[name] = dist.mean().detach()
+    return LossTerms(total / max(n_l + n_u, 1), sup_mean, means["sd"], means["vd"])

@@ -1,0 +1,420 @@
+"""Write a synthetic stand-in for RAVDESS, MSP-Face and the two teachers' outputs.
+
+Layout under ``out_dir`` (see :func:`generate`)::
+
+    ravdess/Actor_XX/03-01-EE-II-SS-RR-AA.wav   labeled acted speech, exact RAVDESS naming
+    avclips/MSP-FACE_vvvv_ssss.mp4              unlabeled talking-face videos with audio
+    avclips_truth.csv                           hidden emotions of the videos (diagnostics only)
+    oracle-teachers/speech.npz, video.npz       noisy oracle teacher outputs (TeacherOutputs)
+    README.txt
+
+Everything is derived from ``seed`` through per-item random streams keyed by the item's
+name, so a clip's content does not depend on worker count or scheduling, and the same
+seed gives byte-identical wav files.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import time
+import wave as wave_module
+import zlib
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from liser.constants import FERV39K_CLASSES, RAVDESS_EMOTIONS, TEACHER_SEGMENT_SECONDS, VIDEO_FPS
+from liser.synth import face, speech
+from liser.teachers.outputs import TeacherOutputs
+
+STATEMENT_TEXT = {1: "Kids are talking by the door", 2: "Dogs are sitting by the door"}
+
+# Hidden emotion prior of the in-the-wild clips: mostly neutral and happy, as in vlogs.
+AVCLIP_EMOTION_PRIOR = {
+    "neutral": 0.28,
+    "calm": 0.1,
+    "happy": 0.2,
+    "sad": 0.1,
+    "angry": 0.08,
+    "fearful": 0.06,
+    "disgust": 0.06,
+    "surprised": 0.12,
+}
+NO_FACE_SHARE = 0.1  # share of videos with a stretch where no face can be found
+# avclips_truth.csv: the first six are the contract; the last two help diagnose teachers.
+TRUTH_COLUMNS = ["clip_id", "source_video", "emotion", "ferv_class", "duration", "face_visible_fraction", "expression_intensity", "no_face"]
+MIN_SECONDS, MAX_SECONDS = 3.0, 8.0  # video clip length
+
+# What each oracle teacher most often mistakes a class for.
+SPEECH_CONFUSION = {
+    "neutral": "calm",
+    "calm": "neutral",
+    "happy": "surprised",
+    "sad": "calm",
+    "angry": "disgust",
+    "fearful": "surprised",
+    "disgust": "angry",
+    "surprised": "happy",
+}
+VIDEO_CONFUSION = {
+    "angry": "disgust",
+    "disgust": "angry",
+    "fear": "surprise",
+    "happy": "neutral",
+    "neutral": "sad",
+    "sad": "neutral",
+    "surprise": "fear",
+}
+
+# H.264 is what real vlog videos carry; PyAV wheels ship libx264. mpeg4 is FFmpeg-native.
+VIDEO_CODEC = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+CODEC_NAMES = {"libx264": "H.264", "mpeg4": "MPEG-4 Part 2"}
+AUDIO_CODEC = "aac"  # FFmpeg's native AAC encoder
+
+
+def _rng(seed: int, *keys: object) -> np.random.Generator:
+    """An independent random stream for one named item (stable across runs and workers)."""
+    return np.random.default_rng([seed, *(zlib.crc32(str(k).encode()) for k in keys)])
+
+
+# --- RAVDESS -------------------------------------------------------------------------
+
+
+def ravdess_name(emotion: int, intensity: int, statement: int, repetition: int, actor: int) -> str:
+    """RAVDESS file name: modality 03 (audio-only), vocal channel 01 (speech), then the codes."""
+    return f"03-01-{emotion:02d}-{intensity:02d}-{statement:02d}-{repetition:02d}-{actor:02d}.wav"
+
+
+def ravdess_codes() -> list[tuple[int, int, int, int]]:
+    """(emotion, intensity, statement, repetition) of one actor's 60 clips; neutral has no strong."""
+    return [
+        (e, i, s, r)
+        for e in range(1, len(RAVDESS_EMOTIONS) + 1)
+        for i in ((1,) if RAVDESS_EMOTIONS[e - 1] == "neutral" else (1, 2))
+        for s in (1, 2)
+        for r in (1, 2)
+    ]
+
+
+def actor_speaker(seed: int, actor: int) -> speech.Speaker:
+    """The voice of RAVDESS actor ``actor``: odd actors are male, even are female."""
+    return speech.draw_speaker(_rng(seed, "actor", actor), female=actor % 2 == 0)
+
+
+def _write_wav(path: Path, wave: np.ndarray, sr: int) -> None:
+    """16-bit PCM mono, quantised here so the bytes depend on nothing but the samples.
+
+    The stdlib writer, because libsndfile syncs every file to disk on close (slow).
+    """
+    pcm = np.round(np.clip(wave, -1, 1) * 32767).astype("<i2")
+    with wave_module.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(sr)
+        out.writeframes(pcm.tobytes())
+
+
+def _write_actor(out_dir: Path, actor: int, seed: int, sr: int) -> int:
+    """All 60 clips of one actor; returns how many were written."""
+    folder = out_dir / f"Actor_{actor:02d}"
+    folder.mkdir(parents=True, exist_ok=True)
+    voice = actor_speaker(seed, actor)
+    codes = ravdess_codes()
+    for e, i, s, r in codes:
+        name = ravdess_name(e, i, s, r, actor)
+        wave = speech.acted_clip(voice, RAVDESS_EMOTIONS[e - 1], i == 2, s, _rng(seed, "ravdess", name), sr)
+        _write_wav(folder / name, wave, sr)
+    return len(codes)
+
+
+# --- MSP-Face-like videos ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AvClipPlan:
+    """One video to render: who speaks, the hidden emotion, length, and any face-less stretch."""
+
+    clip_id: str
+    source_video: str
+    emotion: str
+    n_frames: int
+    intensity: float  # expression strength 0..1 (subtle faces make the video teacher unsure)
+    no_face: str | None
+
+
+def plan_avclips(n: int, seed: int) -> list[AvClipPlan]:
+    """Group ``n`` clips into source videos of 2-8 segments each and draw their hidden truth."""
+    rng = _rng(seed, "avclip-plan")
+    emotions, prior = list(AVCLIP_EMOTION_PRIOR), np.array(list(AVCLIP_EMOTION_PRIOR.values()))
+    hidden = set(rng.choice(n, min(n, max(1, round(NO_FACE_SHARE * n))), replace=False).tolist()) if n else set()
+    plans: list[AvClipPlan] = []
+    video = 0
+    while len(plans) < n:
+        video += 1
+        segment = int(rng.integers(1, 5))
+        for _ in range(int(rng.integers(2, 9))):
+            if len(plans) == n:
+                break
+            k = len(plans)
+            plans.append(
+                AvClipPlan(
+                    clip_id=f"MSP-FACE_{video:04d}_{segment:04d}",
+                    source_video=f"{video:04d}",
+                    emotion=str(rng.choice(emotions, p=prior / prior.sum())),
+                    n_frames=int(rng.integers(int(MIN_SECONDS * VIDEO_FPS), int(MAX_SECONDS * VIDEO_FPS) + 1)),
+                    intensity=float(rng.uniform(0.25, 1.0)),
+                    no_face=str(face.NO_FACE_KINDS[k % len(face.NO_FACE_KINDS)]) if k in hidden else None,
+                )
+            )
+            segment += int(rng.integers(1, 4))  # gaps, as segments without speech were dropped
+    return plans
+
+
+def video_person(seed: int, source_video: str) -> tuple[speech.Speaker, face.FaceStyle]:
+    """The speaker of a source video: voice and look (55 % male, as in the paper's MSP-Face)."""
+    rng = _rng(seed, "video", source_video)
+    return speech.draw_speaker(rng, female=bool(rng.random() < 0.45)), face.draw_face_style(rng)
+
+
+def _write_mp4(path: Path, frames: np.ndarray, audio: np.ndarray, sr: int) -> None:
+    """H.264 (or MPEG-4 Part 2) video at VIDEO_FPS plus an AAC mono track, interleaved in time."""
+    with av.open(str(path), "w", format="mp4") as out:
+        vstream = out.add_stream(VIDEO_CODEC, rate=VIDEO_FPS)
+        vstream.width, vstream.height = frames.shape[2], frames.shape[1]
+        vstream.pix_fmt = "yuv420p"
+        if VIDEO_CODEC == "libx264":  # one thread: deterministic output and no oversubscription
+            vstream.options = {"preset": "ultrafast", "crf": "23", "threads": "1"}
+        else:
+            vstream.bit_rate = 500_000
+        astream = out.add_stream(AUDIO_CODEC, rate=sr, layout="mono")
+        astream.options = {"aac_coder": "fast"}
+        audio = audio.astype(np.float32)
+        chunk, pos = 1024, 0  # AAC frame size: hand the encoder whole frames
+        for i, frame in enumerate(frames):
+            vf = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            vf.pts = i
+            out.mux(vstream.encode(vf))
+            while pos < len(audio) and pos < (i + 1) * sr / VIDEO_FPS:
+                af = av.AudioFrame.from_ndarray(audio[None, pos : pos + chunk], format="fltp", layout="mono")
+                af.sample_rate, af.pts = sr, pos
+                out.mux(astream.encode(af))
+                pos += chunk
+        out.mux(vstream.encode())
+        out.mux(astream.encode())
+
+
+def _segment_fractions(mask: np.ndarray, per_segment: float, n_segments: int) -> np.ndarray:
+    """Share of True in each 0.5 s segment of a per-sample (or per-frame) mask."""
+    idx = np.minimum((np.arange(len(mask)) / per_segment).astype(int), n_segments - 1)
+    hits = np.bincount(idx, weights=mask.astype(float), minlength=n_segments)
+    return hits / np.maximum(np.bincount(idx, minlength=n_segments), 1)
+
+
+def _write_avclip(out_dir: Path, plan: AvClipPlan, seed: int, sr: int, size: int) -> dict[str, Any]:
+    """Render one talking-face video; return its truth row and per-segment activity."""
+    rng = _rng(seed, "avclip", plan.clip_id)
+    voice, look = video_person(seed, plan.source_video)
+    n_samples = round(plan.n_frames / VIDEO_FPS * sr)
+    talk = speech.conversational_clip(voice, plan.emotion, n_samples, rng, sr)
+    mouth = face.mouth_track(talk.voice, plan.n_frames, VIDEO_FPS, sr)
+    ferv = face.FERV_OF_EMOTION[plan.emotion]
+    frames, visible = face.render_clip(look, ferv, plan.intensity, mouth, rng, size, VIDEO_FPS, plan.no_face)
+    _write_mp4(out_dir / f"{plan.clip_id}.mp4", frames, talk.wave, sr)
+    duration = plan.n_frames / VIDEO_FPS
+    n_seg = math.ceil(duration / TEACHER_SEGMENT_SECONDS - 1e-9)
+    return {
+        "clip_id": plan.clip_id,
+        "source_video": plan.source_video,
+        "emotion": plan.emotion,
+        "ferv_class": ferv,
+        "duration": duration,
+        "face_visible_fraction": float(visible.mean()),
+        "expression_intensity": plan.intensity,
+        "no_face": plan.no_face or "",
+        "_speech_activity": _segment_fractions(talk.voice > 0.2, TEACHER_SEGMENT_SECONDS * sr, n_seg),
+        "_face_fraction": _segment_fractions(visible, TEACHER_SEGMENT_SECONDS * VIDEO_FPS, n_seg),
+    }
+
+
+# --- Oracle teachers -----------------------------------------------------------------
+
+
+def _oracle_probs(rng: np.random.Generator, truth: int, confusable: int, k: int, strengths: np.ndarray) -> np.ndarray:
+    """Softmax of (truth one-hot x strength + a pull toward the confusable class + noise).
+
+    A per-clip logit bias makes a clip's segments err together, as a real teacher's do.
+    """
+    n = len(strengths)
+    logits = rng.normal(0, 0.7, k)[None, :] + rng.normal(0, 1.0, (n, k))
+    logits[:, truth] += strengths
+    logits[:, confusable] += 0.35 * strengths
+    logits -= logits.max(1, keepdims=True)
+    p = np.exp(logits)
+    return (p / p.sum(1, keepdims=True)).astype(np.float32)
+
+
+def _clip_strength(rng: np.random.Generator) -> float:
+    """How sure the teacher is about this clip: most clips clear, a quarter close to uniform."""
+    return float(rng.uniform(3.0, 6.0)) if rng.random() < 0.75 else float(rng.uniform(0.3, 2.0))
+
+
+def oracle_teachers(rows: list[dict[str, Any]], seed: int) -> tuple[TeacherOutputs, TeacherOutputs]:
+    """Noisy stand-ins for the speech (HuBERT) and video (S2D) teachers, one softmax per 0.5 s."""
+    sp_probs, vid_probs, vid_valid = {}, {}, {}
+    for row in rows:
+        cid = row["clip_id"]
+        rng = _rng(seed, "oracle-speech", cid)
+        truth, conf = RAVDESS_EMOTIONS.index(row["emotion"]), RAVDESS_EMOTIONS.index(SPEECH_CONFUSION[row["emotion"]])
+        strength = _clip_strength(rng) * (0.55 + 0.45 * row["_speech_activity"])  # silence says little
+        sp_probs[cid] = _oracle_probs(rng, truth, conf, len(RAVDESS_EMOTIONS), strength)
+        rng = _rng(seed, "oracle-video", cid)
+        truth, conf = FERV39K_CLASSES.index(row["ferv_class"]), FERV39K_CLASSES.index(VIDEO_CONFUSION[row["ferv_class"]])
+        strength = _clip_strength(rng) * (0.5 + 0.6 * row["expression_intensity"]) * np.ones(len(row["_face_fraction"]))
+        probs = _oracle_probs(rng, truth, conf, len(FERV39K_CLASSES), strength)
+        valid = row["_face_fraction"] >= 0.5  # a 16-frame window needs most of its faces
+        probs[~valid] = 1.0 / len(FERV39K_CLASSES)
+        vid_probs[cid], vid_valid[cid] = probs, valid
+    note = "noisy oracle from the hidden truth in avclips_truth.csv; stands in for real teachers"
+    meta = {"teacher": "synthetic-oracle", "note": note, "seed": seed}
+    return (
+        TeacherOutputs.from_segments("speech", RAVDESS_EMOTIONS, sp_probs, meta=meta),
+        TeacherOutputs.from_segments("video", FERV39K_CLASSES, vid_probs, vid_valid, meta=meta),
+    )
+
+
+def oracle_accuracy(outputs: TeacherOutputs, truth: dict[str, str]) -> float:
+    """Share of valid segments whose argmax is the clip's hidden class."""
+    hits, total = 0, 0
+    for cid in outputs.clip_ids:
+        probs, valid = outputs.segments(cid)
+        hits += int(np.sum(probs[valid].argmax(1) == outputs.classes.index(truth[cid])))
+        total += int(valid.sum())
+    return hits / max(total, 1)
+
+
+# --- Driver --------------------------------------------------------------------------
+README = """Synthetic LiSER corpus (liser.synth, seed {seed}).
+
+ravdess/          {n_wav} labeled speech clips in the RAVDESS layout:
+                  Actor_XX/03-01-EE-II-SS-RR-AA.wav
+                    EE emotion 01-08: neutral, calm, happy, sad, angry, fearful, disgust, surprised
+                    II intensity 01 normal / 02 strong (neutral has only 01)
+                    SS statement 01 "{s1}" / 02 "{s2}"
+                    RR repetition 01/02;  AA actor, odd = male, even = female
+                  16-bit PCM mono, {sr} Hz, 3-4 s with near-silence around the speech.
+avclips/          {n_mp4} unlabeled talking-face videos MSP-FACE_vvvv_ssss.mp4 (vvvv = source
+                  video = one speaker, ssss = segment): {codec} video {size}x{size} at 30 fps
+                  with an AAC mono audio track at {sr} Hz. Some have stretches with no face.
+avclips_truth.csv hidden emotion of every video (emotion, ferv_class, ...). HIDDEN TRUTH for
+                  tests and diagnostics only: never train on it; it lives outside avclips/
+                  so the corpus adapter cannot read it.
+oracle-teachers/  speech.npz and video.npz in the TeacherOutputs format: NOISY ORACLE
+                  softmaxes (one per 0.5 s segment) made from the hidden truth, standing in
+                  for the real HuBERT / S2D teachers. Video segments without a face are
+                  marked invalid.
+
+Speech is a source-filter synthesis whose prosody (pitch, range, rate, loudness,
+brightness, jitter) follows the emotion; faces are drawn with expression-shaped brows,
+eyes and mouth that move with the speech.
+"""
+
+
+def _run_jobs(jobs: list[tuple[Callable[..., Any], tuple]], workers: int, progress: bool) -> list[Any]:
+    """Run (function, args) jobs, in worker processes when ``workers`` > 1; results in job order."""
+    bar = tqdm(total=len(jobs), desc="synth", unit="job", disable=not progress)
+    results: list[Any] = [None] * len(jobs)
+    if workers <= 1:
+        for i, (fn, args) in enumerate(jobs):
+            results[i] = fn(*args)
+            bar.update()
+    else:
+        # fork where there is one (as torch's DataLoader does): spawn would re-run the
+        # caller's __main__ and fails for stdin scripts; workers only use numpy, scipy, av.
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) as pool:
+            futures = {pool.submit(fn, *args): i for i, (fn, args) in enumerate(jobs)}
+            for fut in as_completed(futures):
+                results[futures[fut]] = fut.result()
+                bar.update()
+    bar.close()
+    return results
+
+
+def generate(
+    out_dir: str | Path,
+    *,
+    actors: int = 24,
+    unlabeled_clips: int = 200,
+    seed: int = 0,
+    sample_rate: int = 16_000,
+    video_size: int = 112,
+    workers: int = 2,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Write the synthetic corpus under ``out_dir`` and return a summary (counts, paths, seconds).
+
+    Existing files with the same names are overwritten; nothing else is deleted.
+    """
+    if video_size % 2:
+        raise ValueError(f"video_size must be even for yuv420p video, got {video_size}")
+    if not 1 <= actors <= 99:
+        raise ValueError(f"actors must be 1..99 (two-digit RAVDESS actor codes), got {actors}")
+    start = time.perf_counter()
+    out = Path(out_dir)
+    ravdess_dir, clips_dir, teacher_dir = out / "ravdess", out / "avclips", out / "oracle-teachers"
+    clips_dir.mkdir(parents=True, exist_ok=True)
+    plans = plan_avclips(unlabeled_clips, seed)
+    # Videos first: they are the longest jobs, so the pool ends with short ones.
+    jobs: list[tuple[Callable[..., Any], tuple]] = [(_write_avclip, (clips_dir, p, seed, sample_rate, video_size)) for p in plans]
+    jobs += [(_write_actor, (ravdess_dir, a, seed, sample_rate)) for a in range(1, actors + 1)]
+    results = _run_jobs(jobs, workers, progress)
+    rows = results[: len(plans)]
+    n_wav = sum(results[len(plans) :])
+
+    truth = pd.DataFrame([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows], columns=TRUTH_COLUMNS)
+    truth_csv = out / "avclips_truth.csv"
+    truth.to_csv(truth_csv, index=False)
+    sp, vid = oracle_teachers(rows, seed)
+    sp_path, vid_path = sp.save(teacher_dir / "speech.npz"), vid.save(teacher_dir / "video.npz")
+    (out / "README.txt").write_text(
+        README.format(
+            seed=seed,
+            n_wav=n_wav,
+            sr=sample_rate,
+            s1=STATEMENT_TEXT[1],
+            s2=STATEMENT_TEXT[2],
+            n_mp4=len(plans),
+            codec=CODEC_NAMES[VIDEO_CODEC],
+            size=video_size,
+        )
+    )
+    return {
+        "out_dir": str(out),
+        "ravdess_dir": str(ravdess_dir),
+        "avclips_dir": str(clips_dir),
+        "truth_csv": str(truth_csv),
+        "speech_teacher": str(sp_path),
+        "video_teacher": str(vid_path),
+        "actors": actors,
+        "ravdess_clips": n_wav,
+        "avclips": len(plans),
+        "source_videos": len({p.source_video for p in plans}),
+        "no_face_clips": sum(p.no_face is not None for p in plans),
+        "sample_rate": sample_rate,
+        "video_size": video_size,
+        "video_codec": VIDEO_CODEC,
+        "audio_codec": AUDIO_CODEC,
+        "oracle_accuracy": {
+            "speech": oracle_accuracy(sp, dict(zip(truth.clip_id, truth.emotion))),
+            "video": oracle_accuracy(vid, dict(zip(truth.clip_id, truth.ferv_class))),
+        },
+        "seconds": round(time.perf_counter() - start, 2),
+    }

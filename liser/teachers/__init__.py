@@ -1,0 +1,1 @@
+"""Teachers and the files their outputs are stored in."""

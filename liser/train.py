@@ -1,0 +1,311 @@
+"""The training loop (sections 2.4, 3.5, 3.6): one fold in :func:`train_fold`, all in :func:`train`.
+
+Per fold: take the fold's training speakers (a class-stratified ``labeled_fraction`` of
+their clips), train with AdamW on mini-batches of N_l labeled + N_u unlabeled crops
+under eq. 4/5, keep the epoch with the best validation UAR, and evaluate it once on
+the test speakers. ``two-stage`` first distils on unlabeled crops only, then trains
+on labels only. Knows nothing of Ray, Optuna or MLflow: studies pass ``on_epoch``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from liser import __version__
+from liser.configs import TrainConfig
+from liser.constants import FERV39K_CLASSES
+from liser.data import CorpusData, LabeledSampler, UnlabeledSampler, stratified_subset
+from liser.evaluate import Metrics, evaluate
+from liser.folds import Fold
+from liser.losses import LossTerms, batch_loss
+from liser.model import Student
+from liser.teachers.outputs import TeacherOutputs
+
+EpochCallback = Callable[[int, int, dict], None]  # (fold, epoch, metrics)
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the fold cannot produce a usable student."""
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: CUDA is not available on this machine; use --device cpu or auto")
+    return torch.device(name)
+
+
+def set_threads() -> None:
+    """Use every core for intra-op work; inter-op threads only contend on small CPUs."""
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # already set once in this process
+        pass
+
+
+@dataclass
+class FoldResult:
+    fold: int
+    best_epoch: int
+    val: Metrics
+    test: Metrics
+    history: list[dict]
+    counts: dict
+    seconds: float
+    state_dict: dict = field(repr=False, default_factory=dict)
+    model_config: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {
+            "fold": self.fold,
+            "best_epoch": self.best_epoch,
+            "val": self.val.as_dict(),
+            "test": self.test.as_dict(),
+            "history": self.history,
+            "counts": self.counts,
+            "seconds": round(self.seconds, 2),
+        }
+
+
+def compute_loss(model: Student, cfg: TrainConfig, device, labeled=None, unlabeled=None) -> LossTerms:
+    """The mini-batch loss of eq. 4/5 for a labeled batch ``(x, y)`` and/or an UnlabeledBatch."""
+    sup = labels = None
+    if labeled is not None:
+        x, y = labeled
+        sup = model(torch.from_numpy(x).to(device)).sup
+        labels = torch.from_numpy(np.asarray(y)).long().to(device)
+    distil = {}
+    if unlabeled is not None:
+        out = model(torch.from_numpy(unlabeled.x).to(device))
+        for kind, head in (("speech", out.sd), ("video", out.vd)):
+            if kind in unlabeled.targets:
+                distil[kind] = (head, torch.from_numpy(unlabeled.targets[kind]).to(device), torch.from_numpy(unlabeled.masks[kind]).to(device))
+    sd, vd = distil.get("speech", (None,) * 3), distil.get("video", (None,) * 3)
+    return batch_loss(
+        sup, labels, *sd, *vd,
+        lambda_sd=cfg.lambda_sd, lambda_vd=cfg.lambda_vd, distill_loss=cfg.distill_loss, confidence=cfg.confidence,
+    )
+
+
+def _step(model, opt, cfg: TrainConfig, device, labeled=None, unlabeled=None) -> dict:
+    """One optimisation step; a NaN or infinite loss stops the fold with the terms that caused it."""
+    model.train()
+    terms = compute_loss(model, cfg, device, labeled, unlabeled)
+    if not torch.isfinite(terms.total):
+        raise TrainingDiverged(f"loss became {terms.total.item()} (sup {terms.sup.item()}, sd {terms.sd.item()}, vd {terms.vd.item()})")
+    opt.zero_grad(set_to_none=True)
+    terms.total.backward()
+    opt.step()
+    return {"loss": terms.total.item(), "loss_sup": terms.sup.item(), "loss_sd": terms.sd.item(), "loss_vd": terms.vd.item()}
+
+
+def _mean_rows(rows: list[dict]) -> dict:
+    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]} if rows else {}
+
+
+def train_fold(
+    cfg: TrainConfig,
+    labeled: CorpusData,
+    fold: Fold,
+    unlabeled: CorpusData | None = None,
+    teachers: dict[str, TeacherOutputs] | None = None,
+    *,
+    device: torch.device | str = "cpu",
+    on_epoch: EpochCallback | None = None,
+    progress: bool = True,
+) -> FoldResult:
+    """Train one student on one fold and evaluate its best-validation checkpoint on test."""
+    from tqdm.auto import tqdm
+
+    started = time.time()
+    device = torch.device(device)
+    rng = np.random.default_rng([cfg.seed, fold.index])
+    torch.manual_seed(cfg.seed * 1000 + fold.index)
+    table = labeled.table
+    feats = labeled.features.features
+    part = table["speaker"].map(fold.part_of).to_numpy()
+    train_rows = table[part == "train"]
+    train_rows = train_rows.iloc[stratified_subset(train_rows["label_index"].to_numpy(), cfg.labeled_fraction, rng)]
+    val_rows, test_rows = table[part == "val"], table[part == "test"]
+    n_classes = len(labeled.corpus.classes)
+
+    # Only the teachers whose term is on are needed; no-dstl never touches unlabeled data.
+    needed = {k: t for k, t in (teachers or {}).items() if (k == "speech" and cfg.lambda_sd > 0) or (k == "video" and cfg.lambda_vd > 0)}
+    if cfg.lambda_sd > 0 and "speech" not in needed or cfg.lambda_vd > 0 and "video" not in needed:
+        raise ValueError(f"configuration {cfg.name!r} needs {'speech' if cfg.lambda_sd > 0 else 'video'} teacher outputs; pass --teachers or --speech-teacher/--video-teacher")
+    if needed and unlabeled is None:
+        raise ValueError(f"configuration {cfg.name!r} distils, so it needs an unlabeled corpus (--unlabeled)")
+    video = (teachers or {}).get("video")
+    n_video = len(video.classes) if video is not None else len(FERV39K_CLASSES)
+    model = Student(n_classes=n_classes, n_video_classes=n_video).to(device)
+
+    lab = LabeledSampler([feats[c] for c in train_rows["clip_id"]], train_rows["label_index"].to_numpy(), cfg.batch_size)
+    sampler = UnlabeledSampler(unlabeled, needed, cfg.n_unlabeled) if needed else None
+    unl = sampler if cfg.schedule == "joint" else None
+    val_x = [feats[c] for c in val_rows["clip_id"]]
+    val_y = val_rows["label_index"].to_numpy()
+
+    def optimizer():
+        return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    history: list[dict] = []
+    if cfg.schedule == "two-stage":  # stage 1: distillation only, as many steps per epoch as stage 2
+        opt = optimizer()
+        for epoch in tqdm(range(1, (cfg.pretrain_epochs or cfg.epochs) + 1), desc=f"fold {fold.index} distil", disable=not progress, leave=False):
+            rows = [_step(model, opt, cfg, device, unlabeled=sampler.draw(rng)) for _ in range(len(lab))]
+            history.append({"stage": "distil", "epoch": epoch, **_mean_rows(rows)})
+            if on_epoch:
+                on_epoch(fold.index, epoch, history[-1])
+
+    opt = optimizer()  # joint training, or stage 2 of two-stage: a fresh optimiser
+    best_uar, best_epoch, best_state = -1.0, 0, None
+    bar = tqdm(range(1, cfg.epochs + 1), desc=f"fold {fold.index}", disable=not progress, leave=False)
+    for epoch in bar:
+        t0 = time.time()
+        rows = [_step(model, opt, cfg, device, labeled=batch, unlabeled=unl.draw(rng) if unl else None) for batch in lab.epoch(rng)]
+        t1 = time.time()
+        val = evaluate(model, val_x, val_y, n_classes, device)
+        row = {"stage": "train", "epoch": epoch, **_mean_rows(rows), "val_uar": val.uar, "val_war": val.war}
+        row.update(train_seconds=t1 - t0, eval_seconds=time.time() - t1)
+        history.append(row)
+        if val.uar > best_uar:
+            best_uar, best_epoch, best_state = val.uar, epoch, copy.deepcopy(model.state_dict())
+        bar.set_postfix(loss=f"{row['loss']:.3f}", val_uar=f"{val.uar:.3f}", best=f"{best_uar:.3f}@{best_epoch}")
+        if on_epoch:
+            on_epoch(fold.index, epoch, row)
+        if cfg.patience and epoch - best_epoch >= cfg.patience:
+            break
+
+    model.load_state_dict(best_state)
+    val = evaluate(model, val_x, val_y, n_classes, device)
+    test = evaluate(model, [feats[c] for c in test_rows["clip_id"]], test_rows["label_index"].to_numpy(), n_classes, device)
+    counts = {"train": len(train_rows), "val": len(val_rows), "test": len(test_rows)}
+    if sampler is not None:
+        counts.update(
+            unlabeled=len(sampler.ids),
+            unlabeled_dropped_no_teacher=sampler.dropped,
+            **{f"unlabeled_missing_{k}": v for k, v in sampler.missing.items()},
+            **{f"unlabeled_no_{k}_target": v for k, v in sampler.no_target.items()},
+        )
+    return FoldResult(fold.index, best_epoch, val, test, history, counts, time.time() - started, best_state, model.config)
+
+
+def summarize(folds: list[dict]) -> dict:
+    """Mean and standard deviation (ddof=1) over folds of validation and test UAR/WAR."""
+    out = {"n_folds": len(folds)}
+    for part in ("val", "test"):
+        for metric in ("uar", "war"):
+            values = np.array([f[part][metric] for f in folds], dtype=float)
+            out[f"{part}_{metric}_mean"] = float(values.mean()) if len(values) else math.nan
+            out[f"{part}_{metric}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    return out
+
+
+def save_checkpoint(path: Path, result: FoldResult, cfg: TrainConfig, classes: tuple[str, ...]) -> Path:
+    """The best student of a fold; plain tensors and primitives, so ``weights_only=True`` loads it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "state_dict": result.state_dict,
+        "model_config": result.model_config,
+        "classes": list(classes),
+        "train_config": cfg.model_dump(),
+        "fold": result.fold,
+        "best_epoch": result.best_epoch,
+        "val_uar": result.val.uar,
+        "liser_version": __version__,
+    }
+    tmp = path.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+    return path
+
+
+def load_student(path: str | Path, device: str | torch.device = "cpu") -> tuple[Student, dict]:
+    """A student saved by :func:`save_checkpoint`, in eval mode, and its checkpoint record."""
+    payload = torch.load(path, map_location=device, weights_only=True)
+    model = Student(**payload["model_config"]).to(device)
+    model.load_state_dict(payload["state_dict"])
+    return model.eval(), payload
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    tmp.replace(path)
+
+
+def train(
+    cfg: TrainConfig,
+    labeled: CorpusData,
+    folds: list[Fold],
+    fold_indices: list[int],
+    out_dir: str | Path,
+    *,
+    unlabeled: CorpusData | None = None,
+    teachers: dict[str, TeacherOutputs] | None = None,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    on_epoch: EpochCallback | None = None,
+    extra: dict | None = None,
+) -> dict:
+    """Train the folds in ``fold_indices`` and write ``results.json`` plus a checkpoint per fold.
+
+    Results are rewritten after every fold, so a crash loses at most the fold in
+    progress; run again with the same ``out_dir`` and finished folds are reused.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results_path = out_dir / "results.json"
+    results = {
+        "liser_version": __version__,
+        "config": cfg.model_dump(),
+        "device": str(device),
+        "labeled": labeled.report(),
+        "unlabeled": unlabeled.report() if unlabeled is not None else None,
+        "teachers": {kind: {"clips": len(t.clip_ids), "classes": list(t.classes), "meta": t.meta} for kind, t in (teachers or {}).items()},
+        **(extra or {}),
+        "folds": [],
+        "summary": {},
+    }
+    done: dict[int, dict] = {}
+    if results_path.exists():
+        previous = json.loads(results_path.read_text())
+        if previous.get("config") != results["config"]:
+            raise ValueError(f"{out_dir} holds results of another configuration; pass a new --out or delete {results_path}")
+        done = {f["fold"]: f for f in previous.get("folds", []) if Path(f.get("checkpoint", "")).exists()}
+
+    for k in fold_indices:
+        if k in done:
+            results["folds"].append(done[k])
+            log(f"fold {k}: already finished in {results_path}, reused (test UAR {done[k]['test']['uar']:.3f})")
+            continue
+        result = train_fold(cfg, labeled, folds[k], unlabeled, teachers, device=device, on_epoch=on_epoch, progress=progress)
+        ckpt = save_checkpoint(out_dir / f"fold{k}" / "student.pt", result, cfg, labeled.corpus.classes)
+        results["folds"].append({**result.as_dict(), "checkpoint": str(ckpt)})
+        results["summary"] = summarize(results["folds"])
+        _write_json(results_path, results)
+        log(
+            f"fold {k}: test UAR {result.test.uar:.3f}  WAR {result.test.war:.3f}  "
+            f"(val UAR {result.val.uar:.3f}, best epoch {result.best_epoch}, {result.seconds:.0f} s)"
+        )
+    results["summary"] = summarize(results["folds"])
+    _write_json(results_path, results)
+    s = results["summary"]
+    log(
+        f"{cfg.name} over {s['n_folds']} fold(s): test UAR {s['test_uar_mean']:.3f} ± {s['test_uar_std']:.3f}  "
+        f"WAR {s['test_war_mean']:.3f} ± {s['test_war_std']:.3f}   -> {results_path}"
+    )
+    return results

@@ -1,0 +1,25 @@
+"""Shared fixtures: tiny corpora generated on the fly, an isolated feature cache."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Each test session gets its own feature cache, never the user's ~/.cache/liser."""
+    monkeypatch.setenv("LISER_CACHE", str(tmp_path_factory.getbasetemp() / "liser-cache"))
+
+
+@pytest.fixture(scope="session")
+def synth_root(tmp_path_factory):
+    """A tiny built-in synthetic corpus: 5 actors (300 clips), 10 unlabeled mp4 clips."""
+    from liser.synth import generate
+
+    root = tmp_path_factory.mktemp("synth")
+    generate(root, actors=5, unlabeled_clips=10, seed=0, video_size=64, workers=1, progress=False)
+    return root

@@ -1,0 +1,39 @@
+import numpy as np
+import pytest
+
+from liser.constants import FERV39K_CLASSES
+from liser.teachers.outputs import TeacherFileError, TeacherOutputs, find_teacher_files
+
+
+def _outputs():
+    probs = np.eye(7, dtype=np.float32)[[0, 1, 2, 3, 4, 5, 6, 0]]  # 8 segments = 4 s
+    valid = np.array([True] * 6 + [False, False])
+    return TeacherOutputs.from_segments("video", FERV39K_CLASSES, {"a": probs, "b": probs[:2]}, valid={"a": valid})
+
+
+def test_roundtrip_and_window_average(tmp_path):
+    out = _outputs()
+    path = out.save(tmp_path / "video.npz")
+    back = TeacherOutputs.load(path)
+    assert back.clip_ids == ["a", "b"] and back.kind == "video" and back.classes == FERV39K_CLASSES
+    # window [0.5, 3.5): segments 1..6 by midpoint; 6 is invalid -> mean of one-hots 1..5
+    t = back.window_target("a", 0.5, 3.0)
+    np.testing.assert_allclose(t, np.eye(7)[[1, 2, 3, 4, 5]].mean(0), atol=1e-6)
+    assert back.window_target("a", 3.0, 3.0) is None  # only invalid segments there
+    assert "b" in back and "c" not in back
+    assert find_teacher_files(tmp_path) == {"video": path}
+
+
+def test_corrupt_and_invalid_files_name_the_file(tmp_path):
+    bad = tmp_path / "speech.npz"
+    bad.write_bytes(b"\x00" * 100)
+    with pytest.raises(TeacherFileError, match="speech.npz.*not a readable"):
+        TeacherOutputs.load(bad)
+    with pytest.raises(TeacherFileError, match="sum to 1"):
+        TeacherOutputs.from_segments("speech", ("a", "b"), {"x": np.array([[0.9, 0.9]])})
+    with pytest.raises(TeacherFileError, match="not found"):
+        TeacherOutputs.load(tmp_path / "missing.npz")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(TeacherFileError, match="neither"):
+        find_teacher_files(empty)

@@ -1,0 +1,75 @@
+"""The `liser` command: thin over the functions, with errors that name the fix."""
+
+import json
+
+from click.testing import CliRunner
+
+from liser.cli import main
+
+
+def run(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def test_help_lists_commands():
+    code, out = run("--help")
+    assert code == 0 and all(c in out for c in ("data", "model", "train"))
+    code, out = run("train", "--help")
+    assert code == 0 and "--labeled" in out and "--set" in out
+
+
+def test_model_prints_parameter_count():
+    code, out = run("model")
+    assert code == 0 and "105,143" in out
+    code, out = run("model", "--classes", 6)
+    assert code == 0 and "6" in out
+
+
+def test_data_check_reports_usable_and_skipped(synth_root, tmp_path):
+    report = tmp_path / "report.json"
+    code, out = run("data", "check", f"ravdess:{synth_root / 'ravdess'}", "--json", report)
+    assert code == 0, out
+    assert "usable clips   300" in out and "neutral 20" in out
+    data = json.loads(report.read_text())
+    assert data["clips_usable"] == 300 and data["skipped"] == []
+
+
+def test_data_folds_writes_a_fold_file(synth_root, tmp_path):
+    code, out = run("data", "folds", f"ravdess:{synth_root / 'ravdess'}", "--out", tmp_path / "f.json")
+    assert code == 0 and "fold 4" in out
+    assert len(json.loads((tmp_path / "f.json").read_text())["folds"]) == 5
+
+
+def test_train_one_fold_end_to_end(synth_root, tmp_path):
+    out_dir = tmp_path / "run"
+    code, out = run("train", "--labeled", f"ravdess:{synth_root / 'ravdess'}", "--config", "no-dstl", "--fold", 0, "--epochs", 1, "--out", out_dir, "-q")
+    assert code == 0, out
+    assert "fold 0: test UAR" in out and "over 1 fold(s)" in out
+    results = json.loads((out_dir / "results.json").read_text())
+    assert results["config"]["name"] == "no-dstl" and (out_dir / "fold0" / "student.pt").exists()
+    assert results["fold_file"] == str(out_dir / "folds.json")
+
+
+def test_train_distillation_from_teacher_folder(synth_root, tmp_path):
+    code, out = run(
+        "train", "--labeled", f"ravdess:{synth_root / 'ravdess'}", "--unlabeled", f"avclips:{synth_root / 'avclips'}",
+        "--teachers", synth_root / "oracle-teachers", "--config", "vid-sp-dstl", "--fold", 1, "--epochs", 1, "--out", tmp_path / "d", "-q",
+    )
+    assert code == 0, out
+    fold = json.loads((tmp_path / "d" / "results.json").read_text())["folds"][0]
+    assert fold["history"][0]["loss_vd"] > 0 and fold["counts"]["unlabeled"] == 10
+
+
+def test_errors_name_the_problem(synth_root, tmp_path):
+    lab = f"ravdess:{synth_root / 'ravdess'}"
+    code, out = run("train", "--labeled", lab, "--config", "nope")
+    assert code == 1 and "unknown configuration 'nope'" in out
+    code, out = run("train", "--labeled", "ravdes:/x")
+    assert code == 1 and "unknown corpus" in out
+    code, out = run("train", "--labeled", lab, "--config", "vid-dstl", "--out", tmp_path / "x")
+    assert code == 1 and "needs --unlabeled and video teacher outputs" in out
+    code, out = run("train", "--labeled", lab, "--folds", "7", "--out", tmp_path / "y")
+    assert code == 1 and "do not exist" in out
+    code, out = run("train", "--labeled", lab, "--set", "lamda_sd=1")
+    assert code == 1 and "unknown field" in out
