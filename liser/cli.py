@@ -44,14 +44,25 @@ def data() -> None:
 @click.option("--seed", default=0, show_default=True)
 @click.option("--sample-rate", default=16000, show_default=True, help="rate of the labeled wavs (real RAVDESS: 48000)")
 @click.option("--video-size", default=112, show_default=True, help="video frame side in pixels")
+@click.option("--face-videos", default=140, show_default=True, help="labeled face videos for the small DFER teacher (0: none)")
 @click.option("--workers", default=2, show_default=True)
-def data_synth(out_dir: Path, actors: int, unlabeled_clips: int, seed: int, sample_rate: int, video_size: int, workers: int) -> None:
-    """Write the built-in synthetic corpus: RAVDESS layout, MSP-Face clips, oracle teacher files."""
+def data_synth(out_dir: Path, actors: int, unlabeled_clips: int, seed: int, sample_rate: int, video_size: int, face_videos: int, workers: int) -> None:
+    """Write the built-in synthetic corpus.
+
+    \b
+    OUT_DIR/ravdess/        labeled speech in the exact RAVDESS layout
+    OUT_DIR/avclips/        unlabeled MSP-Face-style mp4 clips (drawn faces + speech)
+    OUT_DIR/face-videos/    labeled face videos for the small DFER teacher (FERV39k stand-in)
+    OUT_DIR/oracle-teachers noisy oracle teacher outputs, for trying distillation without teachers
+    """
     from liser.synth import generate
+    from liser.synth.face_videos import generate_face_videos
 
     summary = generate(
         out_dir, actors=actors, unlabeled_clips=unlabeled_clips, seed=seed, sample_rate=sample_rate, video_size=video_size, workers=workers
     )
+    if face_videos:
+        summary["face_videos"] = generate_face_videos(out_dir / "face-videos", n_clips=face_videos, seed=seed)
     click.echo(json.dumps(summary, indent=1, default=str))
 
 
@@ -145,9 +156,9 @@ def _parse_folds(text: str, n_folds: int) -> list[int]:
 @main.command("train")
 @click.option("--labeled", required=True, help=f"labeled corpus, {CORPUS_SPEC}")
 @click.option("--unlabeled", help="unlabeled audio-visual corpus, e.g. avclips:data/synth/avclips")
-@click.option("--teachers", type=click.Path(path_type=Path), help="folder with speech.npz and/or video.npz teacher outputs")
-@click.option("--speech-teacher", type=click.Path(path_type=Path), help="speech teacher-output file (overrides --teachers)")
-@click.option("--video-teacher", type=click.Path(path_type=Path), help="video teacher-output file (overrides --teachers)")
+@click.option("--teachers", type=click.Path(path_type=Path), help="teacher-output folder (from `liser teacher cache`)")
+@click.option("--speech-teacher", type=click.Path(path_type=Path), help="speech teacher outputs: a folder of speech-foldK.npz or one file (overrides --teachers)")
+@click.option("--video-teacher", type=click.Path(path_type=Path), help="video teacher outputs: a folder or one video.npz (overrides --teachers)")
 @click.option("--config", "config_name", default="no-dstl", show_default=True, help="a named configuration or a .yaml file")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a config field, e.g. --set lambda_sd=5")
 @click.option("--fold", type=int, help="train one fold (same as --folds N)")
@@ -184,10 +195,9 @@ def train_cmd(
         dev = resolve_device(device)
         set_threads()
         teacher_files = dict(find_teacher_files(teachers)) if teachers else {}
-        if speech_teacher:
-            teacher_files["speech"] = speech_teacher
-        if video_teacher:
-            teacher_files["video"] = video_teacher
+        for kind, given in (("speech", speech_teacher), ("video", video_teacher)):
+            if given:
+                teacher_files.update(find_teacher_files(given, kind))
         needs = [k for k, lam in (("speech", cfg.lambda_sd), ("video", cfg.lambda_vd)) if lam > 0]
         if needs and (not unlabeled or any(k not in teacher_files for k in needs)):
             _fail(
@@ -219,6 +229,155 @@ def train_cmd(
         )
     except (ConfigError, TeacherFileError, TrainingDiverged, ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
+
+
+# ----------------------------------------------------------------------- teachers
+@main.group()
+def teacher() -> None:
+    """Fit the teachers and cache their outputs (a teacher runs once per clip)."""
+
+
+@teacher.group("speech")
+def teacher_speech() -> None:
+    """The HuBERT + LoRA speech teacher (sections 2.1, 3.2)."""
+
+
+@teacher_speech.command("fit")
+@click.option("--labeled", required=True, help=f"labeled corpus, {CORPUS_SPEC}")
+@click.option("--folds", "folds_text", default="all", show_default=True, help="'all' or e.g. 0,2: one teacher per fold")
+@click.option("--fold-file", type=click.Path(dir_okay=False, path_type=Path), help="the students' fold file (default: the same seeded folds `liser train` makes)")
+@click.option("--backbone", default="facebook/hubert-base-ls960", show_default=True, help="hub id, local folder, or tiny-synth (offline stand-in)")
+@click.option("--epochs", type=int, help="at most this many epochs (paper: 50)")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a teacher setting, e.g. --set lr=1e-3")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="folder for fold*/ teachers")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--seed", default=0, show_default=True, help="seed of the default folds")
+@click.option("-q", "--quiet", is_flag=True)
+def teacher_speech_fit(labeled, folds_text, fold_file, backbone, epochs, overrides, out_dir, device, seed, quiet) -> None:
+    """Fit one speech teacher per fold, on that fold's training speakers only."""
+    from liser.configs import parse_overrides
+    from liser.corpora import load_corpus
+    from liser.folds import load_folds, save_folds
+    from liser.teachers.speech import TeacherError, fit_speech_teachers, make_config
+    from liser.train import resolve_device
+
+    try:
+        corpus = load_corpus(labeled)
+        fields = {"backbone": backbone, **parse_overrides(overrides)}
+        if epochs is not None:
+            fields["epochs"] = epochs
+        cfg = make_config(**fields)
+        folds = load_folds(fold_file, corpus.manifest["speaker"].unique()) if fold_file else _make_folds(corpus, 5, seed)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        save_folds(folds, out_dir / "folds.json", corpus=corpus.name, manifest_hash=corpus.manifest_hash(), seed=seed)
+        summary = fit_speech_teachers(
+            corpus, folds, _parse_folds(folds_text, len(folds)), cfg, out_dir, device=resolve_device(device), progress=not quiet
+        )
+    except (TeacherError, ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    for entry in summary["folds"]:
+        click.echo(
+            f"fold {entry['fold']}: val UAR {entry['val_uar']:.3f}  WAR {entry['val_war']:.3f}  "
+            f"(0.5 s segments averaged: UAR {entry.get('val_segment_uar', float('nan')):.3f}; best epoch {entry['best_epoch']})"
+        )
+    click.echo(f"speech teachers in {out_dir}; next: liser teacher cache --unlabeled avclips:PATH --speech {out_dir} --out TEACHERS")
+
+
+@teacher.group("video")
+def teacher_video() -> None:
+    """Face crops and the dynamic facial-expression (DFER) teacher (sections 2.2, 3.4)."""
+
+
+@teacher_video.command("faces")
+@click.option("--unlabeled", required=True, help="audio-visual corpus, e.g. avclips:data/synth/avclips")
+@click.option("--detector", default="opencv", show_default=True, help="a DeepFace detector, or prealigned for pre-cropped faces")
+@click.option("--cache-dir", type=click.Path(path_type=Path))
+@click.option("-q", "--quiet", is_flag=True)
+def teacher_video_faces(unlabeled, detector, cache_dir, quiet) -> None:
+    """Detect, align and crop the face in every frame with DeepFace; stored once per clip."""
+    from liser.corpora import load_corpus
+    from liser.teachers.faces import FaceStore, extract_corpus_faces
+
+    try:
+        corpus = load_corpus(unlabeled)
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    store = FaceStore(None if cache_dir is None else cache_dir / "faces", detector=detector)
+    counts = extract_corpus_faces(corpus, store, progress=not quiet)
+    click.echo(
+        f"{counts['clips']} clips: {counts['computed']} extracted, {counts['from_cache']} from cache; "
+        f"{counts['frames_no_face']} of {counts['frames']} frames without a face; {counts['clips_no_face']} clips with no face at all"
+    )
+    for path, reason in counts["skipped"]:
+        click.echo(f"  skipped {path}: {reason}")
+
+
+@teacher_video.command("fit")
+@click.option("--videos", required=True, type=click.Path(path_type=Path), help="labeled face videos: a folder with videos/ and labels.csv")
+@click.option("--out", "out_path", required=True, type=click.Path(path_type=Path), help="checkpoint path (writes .pt and .json)")
+@click.option("--epochs", default=15, show_default=True)
+@click.option("--detector", default="prealigned", show_default=True, help="prealigned for synthetic faces, opencv for real videos")
+@click.option("-q", "--quiet", is_flag=True)
+def teacher_video_fit(videos, out_path, epochs, detector, quiet) -> None:
+    """Train the small DFER network on labeled face videos (a stand-in for FERV39k)."""
+    from liser.teachers.video import fit_small_dfer
+
+    try:
+        record = fit_small_dfer(videos, out_path, epochs, detector=detector, progress=not quiet)
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    click.echo(f"small DFER: val UAR {record.get('val_uar', float('nan')):.3f}  WAR {record.get('val_war', float('nan')):.3f} -> {out_path}")
+
+
+@teacher_video.command("import")
+@click.argument("table", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--unlabeled", help="audio-visual corpus whose clips the table should cover (reports the ones it lacks)")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="teacher-output folder")
+def teacher_video_import(table, unlabeled, out_dir) -> None:
+    """Import an external DFER's outputs (e.g. S2D): CSV/Parquet of clip_id, start_frame, 7 probabilities."""
+    from liser.corpora import load_corpus
+    from liser.teachers.video import import_dfer_outputs
+
+    try:
+        clip_ids = load_corpus(unlabeled).manifest["clip_id"] if unlabeled else None
+        outputs = import_dfer_outputs(table, clip_ids=clip_ids)
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    path = outputs.save(out_dir / "video.npz")
+    click.echo(f"{len(outputs.clip_ids)} clips, {int(outputs.valid.sum())} windows with a target -> {path}")
+
+
+@teacher.command("cache")
+@click.option("--unlabeled", required=True, help="audio-visual corpus, e.g. avclips:data/synth/avclips")
+@click.option("--speech", "speech_run", type=click.Path(file_okay=False, path_type=Path), help="a `liser teacher speech fit` output folder")
+@click.option("--video", "video_source", help="fer, small:CHECKPOINT or import:FILE")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="teacher-output folder for `liser train --teachers`")
+@click.option("--detector", default="opencv", show_default=True, help="face detector for the video teacher (prealigned for synthetic faces)")
+@click.option("--cache-dir", type=click.Path(path_type=Path), help="cache root (default $LISER_CACHE or ~/.cache/liser)")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("-q", "--quiet", is_flag=True)
+def teacher_cache(unlabeled, speech_run, video_source, out_dir, detector, cache_dir, device, quiet) -> None:
+    """Run the teachers over the unlabeled clips once and write the files the trainer reads."""
+    from liser.corpora import load_corpus
+    from liser.teachers.pipeline import cache_speech_outputs, cache_video_outputs, summarize_outputs
+    from liser.teachers.speech import TeacherError
+
+    if not speech_run and not video_source:
+        _fail("give --speech RUN_DIR and/or --video SOURCE")
+    try:
+        corpus = load_corpus(unlabeled)
+        if speech_run:
+            for fold, run in cache_speech_outputs(corpus, speech_run, out_dir, cache_dir=cache_dir, device=device, progress=not quiet).items():
+                click.echo(f"speech fold {fold}: ran on {run.computed} clips, {run.cached} from cache, {len(run.skipped)} skipped")
+        if video_source:
+            path, run = cache_video_outputs(corpus, video_source, out_dir, detector=detector, cache_dir=cache_dir, progress=not quiet)
+            if run is not None:
+                click.echo(f"video: ran on {run.computed} clips, {run.cached} from cache, {len(run.skipped)} skipped, {run.no_target} without any face window")
+    except (TeacherError, ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    for row in summarize_outputs(out_dir):
+        metrics = f"teacher val UAR {row['val_uar']:.3f}" if isinstance(row["val_uar"], float) else "teacher val UAR n/a"
+        click.echo(f"  {row['file']}: {row['clips']} clips, {row['valid_segments']} segments with a target, {metrics}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -16,7 +16,7 @@ from liser.constants import CROP_FRAMES, CROP_SECONDS, HOP_SECONDS, TEACHER_SEGM
 from liser.corpora import Corpus, load_corpus
 from liser.evaluate import fit_frames
 from liser.features import FeatureSet, featurize
-from liser.teachers.outputs import TeacherFileError, TeacherOutputs
+from liser.teachers.outputs import TeacherFileError, TeacherFiles, TeacherOutputs
 
 
 @dataclass
@@ -52,19 +52,38 @@ def load_corpus_data(spec: str, cache_dir: str | Path | None = None, progress: b
     return CorpusData(corpus, featurize(corpus, cache_dir, progress=progress))
 
 
-def load_teachers(paths: dict[str, str | Path], labeled_classes: tuple[str, ...]) -> dict[str, TeacherOutputs]:
-    """Load teacher-output files and check the speech teacher speaks the labeled classes."""
-    teachers = {kind: TeacherOutputs.load(path) for kind, path in paths.items() if path}
-    for kind, out in teachers.items():
-        if out.kind != kind:
-            raise TeacherFileError(f"{paths[kind]}: holds {out.kind} teacher outputs but was given as the {kind} teacher")
-    speech = teachers.get("speech")
-    if speech is not None and tuple(speech.classes) != tuple(labeled_classes):
-        raise TeacherFileError(
-            f"{paths['speech']}: the speech teacher's classes {list(speech.classes)} differ from the labeled corpus's "
-            f"{list(labeled_classes)}; fit the speech teacher on the same labeled corpus"
-        )
+def load_teachers(files: TeacherFiles, labeled_classes: tuple[str, ...]) -> dict[str, dict[int | None, TeacherOutputs]]:
+    """Load every teacher-output file; check each holds its kind and the speech teacher the labeled classes."""
+    teachers: dict[str, dict[int | None, TeacherOutputs]] = {}
+    for kind, by_fold in files.items():
+        for fold, path in by_fold.items():
+            out = TeacherOutputs.load(path)
+            if out.kind != kind:
+                raise TeacherFileError(f"{path}: holds {out.kind} teacher outputs but was given as the {kind} teacher")
+            if kind == "speech" and tuple(out.classes) != tuple(labeled_classes):
+                raise TeacherFileError(
+                    f"{path}: the speech teacher's classes {list(out.classes)} differ from the labeled corpus's "
+                    f"{list(labeled_classes)}; fit the speech teacher on the same labeled corpus"
+                )
+            teachers.setdefault(kind, {})[fold] = out
     return teachers
+
+
+def teachers_for_fold(teachers: dict[str, dict[int | None, TeacherOutputs]], fold) -> dict[str, TeacherOutputs]:
+    """Each kind's outputs for ``fold``, refusing a teacher that saw the fold's validation or test speakers."""
+    picked = {}
+    for kind, by_fold in teachers.items():
+        out = by_fold.get(fold.index, by_fold.get(None))
+        if out is None:
+            raise TeacherFileError(f"no {kind} teacher outputs for fold {fold.index}; fit and cache the {kind} teacher for that fold")
+        seen = set(out.meta.get("train_speakers", ())) & (set(fold.val) | set(fold.test))
+        if seen:
+            raise TeacherFileError(
+                f"the {kind} teacher outputs used for fold {fold.index} come from a teacher trained on speakers {sorted(seen)}, "
+                f"which are validation or test speakers of this fold; use the teacher fitted on fold {fold.index}"
+            )
+        picked[kind] = out
+    return picked
 
 
 # ----------------------------------------------------------------------- sampling

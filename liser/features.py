@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from tqdm.auto import tqdm
 from liser.audio import AudioError, load_audio
 from liser.constants import HOP_LENGTH, LOG_FLOOR, N_FFT, N_MELS, SAMPLE_RATE
 from liser.corpora.manifest import Corpus, make_skips
+from liser.storage import ContentHashes, default_cache_dir, write_atomic
 
 FEATURE_SETTINGS = {
     "kind": "log-mel-db",
@@ -48,10 +48,6 @@ FEATURE_SETTINGS = {
     "floor": LOG_FLOOR,
     "version": 1,
 }
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("LISER_CACHE", Path.home() / ".cache" / "liser"))
 
 
 def settings_key(settings: dict = FEATURE_SETTINGS) -> str:
@@ -119,45 +115,6 @@ class FeatureSet:
         return len(self.features)
 
 
-class _HashMemo:
-    """sha1 of file contents, remembered by (path, size, mtime) so files are read once."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        try:
-            self.table: dict[str, str] = json.loads(path.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            self.table = {}
-        self.dirty = False
-
-    def __call__(self, file: Path) -> str:
-        st = file.stat()
-        key = f"{file.resolve()}|{st.st_size}|{st.st_mtime_ns}"
-        if key not in self.table:
-            digest = hashlib.sha1()
-            with open(file, "rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(chunk)
-            self.table[key] = digest.hexdigest()
-            self.dirty = True
-        return self.table[key]
-
-    def save(self) -> None:
-        if self.dirty:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(self.table))
-            tmp.replace(self.path)
-
-
-def _write_atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        write(fh)
-    tmp.replace(path)
-
-
 def featurize(corpus: Corpus, cache_dir: str | Path | None = None, progress: bool = True) -> FeatureSet:
     """Decode and featurize every clip of ``corpus`` once; later calls read the cache.
 
@@ -166,7 +123,7 @@ def featurize(corpus: Corpus, cache_dir: str | Path | None = None, progress: boo
     """
     root = Path(cache_dir) if cache_dir else default_cache_dir()
     store = root / "features" / settings_key()
-    hashes = _HashMemo(root / "hashes.json")
+    hashes = ContentHashes(root / "hashes.json")
     features: dict[str, np.ndarray] = {}
     skipped: list[tuple[str, str]] = []
     fixes: Counter = Counter()
@@ -197,12 +154,12 @@ def featurize(corpus: Corpus, cache_dir: str | Path | None = None, progress: boo
             try:
                 wave, clip_fixes = load_audio(path, return_fixes=True)
             except AudioError as exc:
-                _write_atomic(err, lambda fh: fh.write(json.dumps({"reason": exc.reason}).encode()))
+                write_atomic(err, lambda fh: fh.write(json.dumps({"reason": exc.reason}).encode()))
                 skipped.append((str(path), exc.reason))
                 continue
             fixes.update(clip_fixes)
             feat = log_mel(wave)
-            _write_atomic(npz, lambda fh: np.savez(fh, mel=feat, fixes=np.asarray(clip_fixes, dtype=str)))
+            write_atomic(npz, lambda fh: np.savez(fh, mel=feat, fixes=np.asarray(clip_fixes, dtype=str)))
             features[clip_id] = feat
     finally:
         hashes.save()

@@ -24,7 +24,7 @@ import torch
 from liser import __version__
 from liser.configs import TrainConfig
 from liser.constants import FERV39K_CLASSES
-from liser.data import CorpusData, LabeledSampler, UnlabeledSampler, stratified_subset
+from liser.data import CorpusData, LabeledSampler, UnlabeledSampler, stratified_subset, teachers_for_fold
 from liser.evaluate import Metrics, evaluate
 from liser.folds import Fold
 from liser.losses import LossTerms, batch_loss
@@ -254,7 +254,7 @@ def train(
     out_dir: str | Path,
     *,
     unlabeled: CorpusData | None = None,
-    teachers: dict[str, TeacherOutputs] | None = None,
+    teachers: dict[str, dict[int | None, TeacherOutputs]] | None = None,
     device: torch.device | str = "cpu",
     progress: bool = True,
     log: Callable[[str], None] = print,
@@ -275,7 +275,10 @@ def train(
         "device": str(device),
         "labeled": labeled.report(),
         "unlabeled": unlabeled.report() if unlabeled is not None else None,
-        "teachers": {kind: {"clips": len(t.clip_ids), "classes": list(t.classes), "meta": t.meta} for kind, t in (teachers or {}).items()},
+        "teachers": {
+            kind: {str("all" if f is None else f): {"clips": len(t.clip_ids), "classes": list(t.classes), "meta": t.meta} for f, t in by_fold.items()}
+            for kind, by_fold in (teachers or {}).items()
+        },
         **(extra or {}),
         "folds": [],
         "summary": {},
@@ -292,7 +295,8 @@ def train(
             results["folds"].append(done[k])
             log(f"fold {k}: already finished in {results_path}, reused (test UAR {done[k]['test']['uar']:.3f})")
             continue
-        result = train_fold(cfg, labeled, folds[k], unlabeled, teachers, device=device, on_epoch=on_epoch, progress=progress)
+        fold_teachers = teachers_for_fold(teachers or {}, folds[k])
+        result = train_fold(cfg, labeled, folds[k], unlabeled, fold_teachers, device=device, on_epoch=on_epoch, progress=progress)
         ckpt = save_checkpoint(out_dir / f"fold{k}" / "student.pt", result, cfg, labeled.corpus.classes)
         results["folds"].append({**result.as_dict(), "checkpoint": str(ckpt)})
         results["summary"] = summarize(results["folds"])

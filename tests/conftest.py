@@ -9,10 +9,12 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-@pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory, monkeypatch):
-    """Each test session gets its own feature cache, never the user's ~/.cache/liser."""
-    monkeypatch.setenv("LISER_CACHE", str(tmp_path_factory.getbasetemp() / "liser-cache"))
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache(tmp_path_factory):
+    """The whole session (module fixtures included) uses its own cache, never the user's ~/.cache/liser."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LISER_CACHE", str(tmp_path_factory.getbasetemp() / "liser-cache"))
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from liser.configs import make_config
-from liser.data import CorpusData, load_corpus_data, load_teachers
+from liser.data import CorpusData, load_corpus_data, load_teachers, teachers_for_fold
 from liser.folds import make_folds
-from liser.teachers.outputs import TeacherFileError, TeacherOutputs
+from liser.teachers.outputs import TeacherFileError, TeacherOutputs, find_teacher_files
 from liser.train import TrainingDiverged, load_student, train, train_fold
 
 
@@ -30,7 +30,9 @@ def unlabeled(synth_root):
 
 @pytest.fixture(scope="module")
 def teachers(synth_root, labeled):
-    return load_teachers({k: synth_root / "oracle-teachers" / f"{k}.npz" for k in ("speech", "video")}, labeled.corpus.classes)
+    """The oracle teacher outputs, the same for every fold."""
+    loaded = load_teachers(find_teacher_files(synth_root / "oracle-teachers"), labeled.corpus.classes)
+    return {kind: by_fold[None] for kind, by_fold in loaded.items()}
 
 
 @pytest.fixture(scope="module")
@@ -87,10 +89,27 @@ def test_missing_teacher_clips_are_counted_not_fatal(labeled, unlabeled, teacher
 
 def test_teacher_files_must_match_kind_and_classes(synth_root, labeled, tmp_path):
     with pytest.raises(TeacherFileError, match="holds video teacher outputs"):
-        load_teachers({"speech": synth_root / "oracle-teachers" / "video.npz"}, labeled.corpus.classes)
+        load_teachers({"speech": {None: synth_root / "oracle-teachers" / "video.npz"}}, labeled.corpus.classes)
     wrong = TeacherOutputs.from_segments("speech", ("a", "b"), {"x": np.array([[0.5, 0.5]])}).save(tmp_path / "speech.npz")
     with pytest.raises(TeacherFileError, match="classes"):
-        load_teachers({"speech": wrong}, labeled.corpus.classes)
+        load_teachers({"speech": {None: wrong}}, labeled.corpus.classes)
+
+
+def test_per_fold_teachers_are_picked_and_leaks_refused(labeled, folds, tmp_path):
+    classes = labeled.corpus.classes
+    probs = {"clip": np.full((2, len(classes)), 1 / len(classes))}
+    for k in (0, 1):
+        meta = {"fold": k, "train_speakers": list(folds[k].train)}
+        TeacherOutputs.from_segments("speech", classes, probs, meta=meta).save(tmp_path / f"speech-fold{k}.npz")
+    files = find_teacher_files(tmp_path)
+    assert set(files["speech"]) == {0, 1}
+    loaded = load_teachers(files, classes)
+    assert teachers_for_fold(loaded, folds[1])["speech"].meta["fold"] == 1
+    with pytest.raises(TeacherFileError, match="no speech teacher outputs for fold 2"):
+        teachers_for_fold(loaded, folds[2])
+    leaky = {"speech": {None: loaded["speech"][0]}}  # fold 0's teacher trained on fold 1's test speakers
+    with pytest.raises(TeacherFileError, match="validation or test speakers"):
+        teachers_for_fold(leaky, folds[1])
 
 
 def test_nan_features_stop_the_fold_with_a_clear_error(labeled, folds):

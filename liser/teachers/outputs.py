@@ -19,6 +19,7 @@ averages its 0.5 s teacher outputs over the 3 s window.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -171,12 +172,51 @@ class TeacherOutputs:
         return (mean / mean.sum()).astype(np.float32)
 
 
-def find_teacher_files(directory: str | Path) -> dict[str, Path]:
-    """The ``speech.npz`` / ``video.npz`` files present in a teacher-output folder."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise TeacherFileError(f"{directory}: teacher-output folder not found; pass a folder holding speech.npz and/or video.npz.")
-    found = {kind: directory / f"{kind}.npz" for kind in KINDS if (directory / f"{kind}.npz").exists()}
+_FILE_NAME = re.compile(r"^(speech|video)(?:-fold(\d+))?\.npz$")
+
+# kind -> fold -> file; fold None means "the same outputs for every fold".
+TeacherFiles = dict[str, dict[int | None, Path]]
+
+
+def find_teacher_files(path: str | Path, kind: str | None = None) -> TeacherFiles:
+    """The teacher-output files in a folder, by kind and fold.
+
+    A folder holds ``speech.npz`` / ``video.npz`` (one file for all folds) and/or
+    ``speech-fold0.npz``, ``speech-fold1.npz``, ... (one per fold: the speech teacher is
+    fitted per fold, on that fold's training speakers only). A single file given with
+    ``kind`` counts for every fold.
+    """
+    path = Path(path)
+    if path.is_file():
+        if kind is None:
+            match = _FILE_NAME.match(path.name)
+            if not match:
+                raise TeacherFileError(f"{path}: cannot tell whether this is a speech or a video teacher file; name it speech.npz or video.npz")
+            kind = match.group(1)
+        return {kind: {None: path}}
+    if not path.is_dir():
+        raise TeacherFileError(f"{path}: teacher outputs not found; pass a folder written by `liser teacher cache` or a .npz file")
+    found: TeacherFiles = {}
+    for file in sorted(path.glob("*.npz")):
+        match = _FILE_NAME.match(file.name)
+        if match and (kind is None or match.group(1) == kind):
+            fold = None if match.group(2) is None else int(match.group(2))
+            found.setdefault(match.group(1), {})[fold] = file
     if not found:
-        raise TeacherFileError(f"{directory}: holds neither speech.npz nor video.npz; see liser/teachers/outputs.py for the format.")
+        wanted = f"{kind}.npz or {kind}-foldK.npz" if kind else "speech.npz, video.npz or speech-foldK.npz"
+        raise TeacherFileError(f"{path}: holds no teacher-output file ({wanted}); see liser/teachers/outputs.py for the format")
     return found
+
+
+def for_fold(files: TeacherFiles, fold: int) -> dict[str, Path]:
+    """The file of each kind that serves ``fold``: its own, else the all-folds one."""
+    out = {}
+    for kind, by_fold in files.items():
+        path = by_fold.get(fold, by_fold.get(None))
+        if path is None:
+            raise TeacherFileError(
+                f"no {kind} teacher outputs for fold {fold} (have folds {sorted(k for k in by_fold if k is not None)}); "
+                f"fit and cache the {kind} teacher for fold {fold}"
+            )
+        out[kind] = path
+    return out

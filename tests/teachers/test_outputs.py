@@ -21,7 +21,8 @@ def test_roundtrip_and_window_average(tmp_path):
     np.testing.assert_allclose(t, np.eye(7)[[1, 2, 3, 4, 5]].mean(0), atol=1e-6)
     assert back.window_target("a", 3.0, 3.0) is None  # only invalid segments there
     assert "b" in back and "c" not in back
-    assert find_teacher_files(tmp_path) == {"video": path}
+    assert find_teacher_files(tmp_path) == {"video": {None: path}}
+    assert find_teacher_files(path) == {"video": {None: path}}
 
 
 def test_corrupt_and_invalid_files_name_the_file(tmp_path):
@@ -35,5 +36,5 @@ def test_corrupt_and_invalid_files_name_the_file(tmp_path):
         TeacherOutputs.load(tmp_path / "missing.npz")
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(TeacherFileError, match="neither"):
+    with pytest.raises(TeacherFileError, match="holds no teacher-output file"):
         find_teacher_files(empty)

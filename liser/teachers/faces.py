@@ -1,0 +1,509 @@
+"""Video frames and face crops: what the video teacher sees (sections 2.2 and 3.1).
+
+The paper runs every MSP-Face video through DeepFace (detection, alignment, crop) and
+feeds 16-frame windows of the crops to its DFER teacher. Here:
+
+* :func:`read_frames` decodes a video with PyAV to RGB frames at 30 fps. A stream at
+  another rate is resampled by picking, for every 1/30 s tick, the source frame nearest
+  to it (frames are dropped or repeated, never blended), and the info says so.
+* :func:`extract_faces` finds one face per frame with DeepFace's OpenCV detector, fully
+  offline (:func:`ensure_offline_detector`), or takes the frames as already aligned crops
+  (``detector="prealigned"``, for corpora that ship face crops).
+* :class:`FaceStore` keeps the crops of each video once, keyed by the file's content, and
+  :func:`extract_corpus_faces` fills it for a whole corpus with a progress bar.
+
+Store layout, under ``root`` (default ``$LISER_CACHE/faces`` or ``~/.cache/liser/faces``)::
+
+    <sha1[:2]>/<sha1>-<detector>-<size>.npz    crops uint8 [n, size, size, 3], found bool [n], meta
+    <sha1[:2]>/<sha1>-<detector>-<size>.json   why the video is unusable (VideoError reason)
+    hashes.json                                path+size+mtime -> sha1
+
+Why the largest face: DeepFace's OpenCV backend reports ``confidence = (100 - w) / 100``
+where ``w`` is OpenCV's level weight, which grows with certainty, so its confidences rank
+faces backwards. In the paper's data one person faces the camera, so the largest detected
+face is the speaker; Haar false positives are small.
+
+Synthetic drawn faces (:mod:`liser.synth.face`): DeepFace's OpenCV detector finds them in
+only a minority of frames (about 13-47 %, depending on frame size), and more often for
+some expressions than others, so the synthetic corpora use ``detector="prealigned"``:
+the labeled face videos (:mod:`liser.synth.face_videos`) are face crops already, and the
+unlabeled talking-head clips are cut to the face with ``box=SYNTH_FACE_BOX``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import time
+import warnings
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import av
+import cv2
+import numpy as np
+from tqdm.auto import tqdm
+
+from liser.constants import VIDEO_FPS
+from liser.features import default_cache_dir
+
+DETECTORS = ("opencv", "prealigned")  # others DeepFace knows may work but need downloads
+HAARCASCADE_FILES = ("haarcascade_frontalface_default.xml", "haarcascade_eye.xml")  # deepface 0.0.103 OpenCv.py
+BLANK_STD = 4.0  # a "prealigned" frame whose grey levels vary less than this is blank
+# Where the drawn face sits in a liser.synth talking-head frame, as (x0, y0, x1, y1)
+# fractions: the head centre is at (0.5, 0.44) and its half-width 0.24-0.3 of the frame.
+SYNTH_FACE_BOX = (0.18, 0.12, 0.82, 0.76)
+FACES_VERSION = 1  # bump when crops change for the same settings
+
+# A decoded stream shorter than this fraction of what its header promises is cut short.
+_DECODED_FRACTION_MIN = 0.9
+
+
+class VideoError(Exception):
+    """A video whose frames cannot be used; ``reason`` says why in a few words."""
+
+    def __init__(self, reason: str, path: str | Path | None = None) -> None:
+        self.reason = reason
+        self.path = None if path is None else Path(path)
+        super().__init__(f"{path}: {reason}" if path is not None else reason)
+
+
+# ----------------------------------------------------------------------- frames
+@dataclass(frozen=True)
+class VideoInfo:
+    """What :func:`read_frames` read and what it did to the stream."""
+
+    source_fps: float
+    fps: float
+    n_source_frames: int  # frames decoded from the stream
+    n_frames: int  # frames returned, at ``fps``
+    resampled: bool  # frame indices were resampled to ``fps``
+    source_size: tuple[int, int]  # (width, height) in the file
+    size: tuple[int, int]  # (width, height) returned (smaller when ``max_side`` applied)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
+
+
+def read_frames(path: str | Path, fps: float = VIDEO_FPS, max_side: int | None = None) -> tuple[np.ndarray, VideoInfo]:
+    """Decode the first video stream to RGB uint8 frames [n, H, W, 3] at ``fps``.
+
+    Streams at another rate (25, 60 fps, variable) are resampled: tick k at
+    ``t0 + k / fps`` takes the decoded frame whose timestamp is nearest. Streams
+    within 0.05 fps of ``fps`` are returned frame for frame. ``max_side`` shrinks
+    frames whose longer side exceeds it (keeps the aspect ratio) while decoding.
+
+    Raises:
+        VideoError: empty or unreadable file, no video stream, decoding failure,
+            or fewer frames than the header promises (a truncated file).
+    """
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            raise VideoError("empty file", path)
+    except OSError as err:
+        raise VideoError(f"unreadable ({err.strerror or err})", path) from err
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, OSError, ValueError) as err:
+        raise VideoError(f"unreadable ({getattr(err, 'strerror', None) or err})", path) from err
+    with container:
+        if not container.streams.video:
+            raise VideoError("no video stream", path)
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        rate = stream.average_rate or stream.guessed_rate
+        header_fps = float(rate) if rate else math.nan
+        width, height = stream.codec_context.width, stream.codec_context.height
+        out_w, out_h = width, height
+        if max_side and max(width, height) > max_side:
+            scale = max_side / max(width, height)
+            out_w, out_h = max(round(width * scale), 1), max(round(height * scale), 1)
+        same_rate = math.isfinite(header_fps) and abs(header_fps - fps) <= 0.05
+        picker = _NearestFramePicker(fps, header_fps, keep_all=same_rate)
+        try:
+            for i, frame in enumerate(container.decode(stream)):
+                t = frame.time if frame.time is not None else (i / header_fps if math.isfinite(header_fps) else i / fps)
+                picker.add(t, _LazyRGB(frame, out_w, out_h))
+        except (av.error.FFmpegError, OSError, ValueError) as err:
+            raise VideoError(f"truncated or corrupt (decoding failed after {picker.n_source} frames)", path) from err
+        expected = int(stream.frames)
+        if not expected and stream.duration is not None and stream.time_base is not None and math.isfinite(header_fps):
+            expected = round(float(stream.duration * stream.time_base) * header_fps)
+    if picker.n_source == 0:
+        raise VideoError("no video frames decoded", path)
+    if expected and picker.n_source < _DECODED_FRACTION_MIN * expected:
+        raise VideoError(f"truncated (decoded {picker.n_source} of {expected} frames)", path)
+    frames = picker.finish()
+    source_fps = header_fps if math.isfinite(header_fps) else picker.estimated_fps()
+    info = VideoInfo(
+        source_fps=round(source_fps, 3),
+        fps=float(fps),
+        n_source_frames=picker.n_source,
+        n_frames=len(frames),
+        resampled=not same_rate,
+        source_size=(width, height),
+        size=(out_w, out_h),
+    )
+    return frames, info
+
+
+class _LazyRGB:
+    """A decoded frame, converted to RGB once and only if it is picked (60 fps drops half)."""
+
+    def __init__(self, frame: av.VideoFrame, width: int, height: int) -> None:
+        self.frame, self.width, self.height = frame, width, height
+        self._rgb: np.ndarray | None = None
+
+    def rgb(self) -> np.ndarray:
+        if self._rgb is None:
+            self._rgb = self.frame.to_ndarray(format="rgb24", width=self.width, height=self.height)
+            self.frame = None  # release the decoder's buffer
+        return self._rgb
+
+
+class _NearestFramePicker:
+    """Streams decoded frames in and keeps, for each output tick, the nearest one."""
+
+    def __init__(self, fps: float, source_fps: float, keep_all: bool) -> None:
+        self.fps, self.source_fps, self.keep_all = fps, source_fps, keep_all
+        self.picked: list[np.ndarray] = []
+        self.times: list[float] = []
+        self.prev: tuple[float, _LazyRGB] | None = None
+        self.t0: float | None = None
+        self.n_source = 0
+
+    def add(self, t: float, frame: _LazyRGB) -> None:
+        self.n_source += 1
+        if self.keep_all:
+            self.picked.append(frame.rgb())
+            return
+        if self.t0 is None:
+            self.t0 = t
+        self.times.append(t)
+        k = len(self.picked)
+        while self.t0 + k / self.fps <= t + 1e-9:
+            tick = self.t0 + k / self.fps
+            nearer_prev = self.prev is not None and tick - self.prev[0] < t - tick
+            self.picked.append((self.prev[1] if nearer_prev else frame).rgb())
+            k += 1
+        self.prev = (t, frame)
+
+    def estimated_fps(self) -> float:
+        steps = np.diff(self.times)
+        steps = steps[steps > 0]
+        return float(1 / np.median(steps)) if len(steps) else self.fps
+
+    def finish(self) -> np.ndarray:
+        if not self.keep_all and self.prev is not None:
+            src = self.source_fps if math.isfinite(self.source_fps) and self.source_fps > 0 else self.estimated_fps()
+            span = self.prev[0] - self.t0 + 1 / src  # the last frame lasts one source period
+            n_out = max(1, round(span * self.fps))
+            self.picked = self.picked[:n_out] + [self.prev[1].rgb()] * max(0, n_out - len(self.picked))
+        return np.stack(self.picked)
+
+
+# ----------------------------------------------------------------------- DeepFace
+def ensure_offline_detector() -> Path:
+    """Make ``DeepFace.extract_faces(detector_backend="opencv")`` work with no network.
+
+    Sets ``DEEPFACE_HOME`` (unless the user set it) to ``$LISER_CACHE/deepface`` or
+    ``~/.cache/liser/deepface``, copies OpenCV's Haar cascades into
+    ``$DEEPFACE_HOME/.deepface/weights/`` (where deepface 0.0.103 looks when ``cv2/data``
+    lacks them, as OpenCV 5 wheels do, before trying to download), and sets
+    ``DEEPFACE_BACKEND_ENGINE=pytorch`` (unless set) so deepface never imports TensorFlow.
+    Returns the weights folder.
+    """
+    os.environ.setdefault("DEEPFACE_HOME", str(default_cache_dir() / "deepface"))
+    os.environ.setdefault("DEEPFACE_BACKEND_ENGINE", "pytorch")
+    os.environ.setdefault("DEEPFACE_LOG_LEVEL", "30")  # warnings only
+    weights = Path(os.environ["DEEPFACE_HOME"]) / ".deepface" / "weights"
+    weights.mkdir(parents=True, exist_ok=True)
+    source = Path(getattr(getattr(cv2, "data", None), "haarcascades", "") or "/nonexistent")
+    for name in HAARCASCADE_FILES:
+        target = weights / name
+        if target.exists() and target.stat().st_size > 0:
+            continue
+        if not (source / name).exists():
+            raise RuntimeError(
+                f"OpenCV's {name} is not installed (cv2 {cv2.__version__} ships no Haar cascades) and deepface "
+                f"would download it. Install `opencv-contrib-python-headless<5`, or copy {name} into {weights}."
+            )
+        tmp = target.with_name(f".{name}.{os.getpid()}.tmp")
+        shutil.copyfile(source / name, tmp)
+        tmp.replace(target)
+    return weights
+
+
+_DEEPFACE = None
+
+
+def _deepface():
+    """The DeepFace module, imported once, offline, without touching global warning filters."""
+    global _DEEPFACE
+    if _DEEPFACE is None:
+        ensure_offline_detector()
+        with warnings.catch_warnings():  # DeepFace's import runs warnings.filterwarnings("ignore")
+            from deepface import DeepFace
+
+        _DEEPFACE = DeepFace
+    return _DEEPFACE
+
+
+# ----------------------------------------------------------------------- face crops
+@dataclass
+class FaceTrack:
+    """One face crop per video frame (zeros where no face was found)."""
+
+    crops: np.ndarray  # uint8 [n, size, size, 3] RGB
+    found: np.ndarray  # bool [n]
+    detector: str
+    size: int
+    meta: dict = field(default_factory=dict)  # e.g. the VideoInfo of the frames
+
+    def __len__(self) -> int:
+        return len(self.found)
+
+    @property
+    def n_faces(self) -> int:
+        return int(self.found.sum())
+
+
+def extract_faces(
+    frames: np.ndarray, detector: str = "opencv", size: int = 64, box: tuple[float, float, float, float] | None = None
+) -> FaceTrack:
+    """The face in each RGB frame, aligned, cropped and resized to ``size`` x ``size``.
+
+    ``detector="opencv"`` runs ``DeepFace.extract_faces(..., detector_backend="opencv",
+    enforce_detection=False, align=True)`` and keeps the largest face; a frame for which
+    DeepFace returns its whole-image stand-in (confidence 0) has no face. Other DeepFace
+    backends are passed through but need weights downloaded beforehand.
+    ``detector="prealigned"`` treats each frame as an aligned face crop: it is resized,
+    and it counts as a face unless it is blank (grey-level std below ``BLANK_STD``).
+    With ``box`` (x0, y0, x1, y1 as fractions of the frame), that part of the frame is
+    the crop: for recordings framed alike, such as the synthetic clips (SYNTH_FACE_BOX).
+    """
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"frames must be [n, H, W, 3] RGB, got shape {frames.shape}")
+    n = len(frames)
+    crops = np.zeros((n, size, size, 3), np.uint8)
+    found = np.zeros(n, bool)
+    if box is not None and detector != "prealigned":
+        raise ValueError("box applies to detector='prealigned' only")
+    if detector == "prealigned":
+        if box is not None:
+            h, w = frames.shape[1:3]
+            x0, y0, x1, y1 = box
+            if not 0 <= x0 < x1 <= 1 or not 0 <= y0 < y1 <= 1:
+                raise ValueError(f"box must be fractions 0 <= x0 < x1 <= 1, 0 <= y0 < y1 <= 1; got {box}")
+            frames = frames[:, round(y0 * h) : max(round(y1 * h), round(y0 * h) + 1), round(x0 * w) : max(round(x1 * w), round(x0 * w) + 1)]
+        for i, frame in enumerate(frames):
+            found[i] = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).std() >= BLANK_STD
+            crops[i] = _resize(frame, size)
+        return FaceTrack(crops, found, detector, size)
+    deepface = _deepface()
+    for i, frame in enumerate(frames):
+        h, w = frame.shape[:2]
+        try:
+            results = deepface.extract_faces(
+                np.ascontiguousarray(frame[:, :, ::-1]),  # DeepFace takes BGR arrays
+                detector_backend=detector,
+                enforce_detection=False,
+                align=True,
+                color_face="rgb",
+                normalize_face=False,
+            )
+        except cv2.error:  # a degenerate frame (e.g. a few pixels): no face in it
+            continue
+        faces = [r for r in results if r["confidence"] > 0 and not _whole_image(r["facial_area"], w, h) and min(r["face"].shape[:2]) > 0]
+        if faces:
+            best = max(faces, key=lambda r: r["facial_area"]["w"] * r["facial_area"]["h"])
+            crops[i] = _resize(np.clip(best["face"], 0, 255).astype(np.uint8), size)
+            found[i] = True
+    return FaceTrack(crops, found, detector, size)
+
+
+def _whole_image(area: dict, width: int, height: int) -> bool:
+    """DeepFace's no-face stand-in: the whole image (it trims w, h by one pixel)."""
+    return area["x"] == 0 and area["y"] == 0 and area["w"] >= width - 1 and area["h"] >= height - 1
+
+
+def _resize(img: np.ndarray, size: int) -> np.ndarray:
+    if img.shape[0] == size and img.shape[1] == size:
+        return img
+    shrinking = img.shape[0] > size or img.shape[1] > size
+    return cv2.resize(np.ascontiguousarray(img), (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
+# ----------------------------------------------------------------------- store
+class FaceStore:
+    """Face crops of each video, computed once and kept under a content-hash key.
+
+    ``box`` is passed to :func:`extract_faces` for ``detector="prealigned"``.
+    ``get(path)`` returns the stored :class:`FaceTrack` or decodes the video, extracts
+    the faces and stores them atomically; a corrupt entry is recomputed. A video that
+    cannot be decoded raises :class:`VideoError`, and its reason is remembered so the
+    next run does not decode it again. ``stats`` counts ``computed`` and ``cached`` gets.
+    """
+
+    def __init__(
+        self,
+        root: str | Path | None = None,
+        detector: str = "opencv",
+        size: int = 64,
+        max_side: int | None = None,
+        box: tuple[float, float, float, float] | None = None,
+    ) -> None:
+        self.root = Path(root) if root is not None else default_cache_dir() / "faces"
+        self.detector, self.size, self.max_side = detector, size, max_side
+        self.box = tuple(float(v) for v in box) if box is not None else None
+        self._hashes = _HashMemo(self.root / "hashes.json")
+        self.stats = {"computed": 0, "cached": 0}
+
+    def key(self, path: str | Path, detector: str | None = None) -> str:
+        detector = detector or self.detector
+        extra = f"-m{self.max_side}" if self.max_side and detector != "prealigned" else ""
+        if self.box is not None and detector == "prealigned":
+            extra += "-box" + "_".join(f"{v:g}" for v in self.box)
+        return f"{self._hashes(Path(path))}-{detector}-{self.size}{extra}-v{FACES_VERSION}"
+
+    def get(self, path: str | Path, detector: str | None = None) -> FaceTrack:
+        return self.fetch(path, detector)[0]
+
+    def fetch(self, path: str | Path, detector: str | None = None) -> tuple[FaceTrack, bool]:
+        """(track, whether it came from the store)."""
+        detector = detector or self.detector
+        try:
+            key = self.key(path, detector)
+        except OSError as err:
+            raise VideoError(f"unreadable ({err.strerror or err})", path) from err
+        npz, failed = self.root / key[:2] / f"{key}.npz", self.root / key[:2] / f"{key}.json"
+        if failed.exists():
+            try:
+                raise VideoError(json.loads(failed.read_text())["reason"], path)
+            except (ValueError, KeyError):
+                failed.unlink(missing_ok=True)  # unreadable note: decode again
+        if npz.exists():
+            track = _load_track(npz)
+            if track is not None and track.detector == detector and track.size == self.size:
+                self.stats["cached"] += 1
+                return track, True
+        self.stats["computed"] += 1
+        try:
+            frames, info = read_frames(path, max_side=None if detector == "prealigned" else self.max_side)
+        except VideoError as err:
+            _write_atomic(failed, lambda fh: fh.write(json.dumps({"reason": err.reason}).encode()))
+            raise
+        box = self.box if detector == "prealigned" else None
+        track = extract_faces(frames, detector, self.size, box)
+        track.meta = {"video": info.as_dict(), "box": box}
+        _write_atomic(
+            npz,
+            lambda fh: np.savez(
+                fh, crops=track.crops, found=track.found, detector=np.asarray(detector), size=np.asarray(self.size), meta=np.asarray(json.dumps(track.meta))
+            ),
+        )
+        return track, False
+
+    def save_hashes(self) -> None:
+        self._hashes.save()
+
+
+def _load_track(npz: Path) -> FaceTrack | None:
+    """A stored track, or None when the entry is corrupt."""
+    try:
+        with np.load(npz, allow_pickle=False) as entry:
+            crops, found = entry["crops"], entry["found"].astype(bool)
+            track = FaceTrack(crops, found, str(entry["detector"]), int(entry["size"]), json.loads(str(entry["meta"])))
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, json.JSONDecodeError):
+        return None
+    if crops.dtype != np.uint8 or crops.ndim != 4 or crops.shape[1:] != (track.size, track.size, 3) or len(found) != len(crops):
+        return None
+    return track
+
+
+def extract_corpus_faces(corpus, store: FaceStore, detector: str | None = None, progress: bool = True) -> dict[str, Any]:
+    """Fill ``store`` with the faces of every video of ``corpus`` (a manifest Corpus).
+
+    Returns counts: ``clips`` (usable), ``computed``, ``from_cache``, ``skipped`` (list of
+    (path, reason)), ``frames``, ``frames_no_face``, ``clips_no_face`` (not one face), and
+    ``frames_per_s`` of the extraction actually done.
+    """
+    manifest = corpus.manifest
+    column = "video_path" if "video_path" in manifest and manifest["video_path"].notna().any() else "path"
+    counts: dict[str, Any] = {"clips": 0, "computed": 0, "from_cache": 0, "skipped": [], "frames": 0, "frames_no_face": 0, "clips_no_face": 0}
+    done_frames, busy = 0, 0.0
+    bar = tqdm(manifest[column].tolist(), desc=f"faces {getattr(corpus, 'name', '')}".strip(), unit="clip", disable=not progress)
+    try:
+        for path in bar:
+            start = time.perf_counter()
+            try:
+                track, cached = store.fetch(path, detector)
+            except VideoError as err:
+                counts["skipped"].append((str(path), err.reason))
+                continue
+            counts["clips"] += 1
+            counts["from_cache" if cached else "computed"] += 1
+            counts["frames"] += len(track)
+            counts["frames_no_face"] += int((~track.found).sum())
+            counts["clips_no_face"] += int(track.n_faces == 0)
+            if not cached:
+                done_frames += len(track)
+                busy += time.perf_counter() - start
+                bar.set_postfix(frames_per_s=f"{done_frames / max(busy, 1e-9):.0f}")
+    finally:
+        store.save_hashes()
+        bar.close()
+    counts["frames_per_s"] = done_frames / busy if busy else None
+    return counts
+
+
+# ----------------------------------------------------------------------- small helpers
+class _HashMemo:
+    """sha1 of file contents, remembered by (path, size, mtime) so files are read once."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.table: dict[str, str] = json.loads(path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            self.table = {}
+        self.dirty = False
+
+    def __call__(self, file: Path) -> str:
+        st = file.stat()
+        key = f"{file.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+        if key not in self.table:
+            self.table[key] = sha1_file(file)
+            self.dirty = True
+        return self.table[key]
+
+    def save(self) -> None:
+        if self.dirty:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(self.table))
+            tmp.replace(self.path)
+            self.dirty = False
+
+
+def sha1_file(path: str | Path) -> str:
+    digest = hashlib.sha1()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write_atomic(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        write(fh)
+    tmp.replace(path)
