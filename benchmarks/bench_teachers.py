@@ -55,9 +55,9 @@ def main() -> None:
     folds = make_folds(labeled.manifest["speaker"].unique(), 5)
     _, t_fit = timed(lambda: fit_speech_teachers(labeled, folds, [0], make_config(backbone="tiny-synth", epochs=1, threads=1), work / "speech", progress=False))
     _, t_speech = timed(lambda: cache_speech_outputs(unlabeled, work / "speech", work / "out", progress=False))
-    _, t_video = timed(lambda: cache_video_outputs(unlabeled, "fer", work / "out", detector="prealigned", progress=False))
+    _, t_video = timed(lambda: cache_video_outputs(unlabeled, "fer", work / "out", detector="synthetic", progress=False))
     _, t_again = timed(lambda: (cache_speech_outputs(unlabeled, work / "speech", work / "out", progress=False),
-                                cache_video_outputs(unlabeled, "fer", work / "out", detector="prealigned", progress=False)))
+                                cache_video_outputs(unlabeled, "fer", work / "out", detector="synthetic", progress=False)))
     print(f"{n} unlabeled clips, {seconds:.0f} s of audio-visual data, {os.cpu_count()} CPU cores")
     print(f"face extraction (DeepFace opencv) {n / t_faces:7.2f} clips/s  {counts['frames'] / t_faces:7.1f} frames/s")
     print(f"speech teacher (tiny-synth)       {n / t_speech:7.2f} clips/s  (fit, 1 epoch incl. backbone build: {t_fit:.0f} s)")

@@ -14,6 +14,15 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("LISER_CACHE", Path.home() / ".cache" / "liser"))
 
 
+def sha1_file(path: str | Path) -> str:
+    """sha1 of a file's contents, read in 1 MiB chunks."""
+    digest = hashlib.sha1()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 class ContentHashes:
     """sha1 of file contents, remembered by (path, size, mtime) so files are read once."""
 
@@ -29,11 +38,7 @@ class ContentHashes:
         st = file.stat()
         key = f"{file.resolve()}|{st.st_size}|{st.st_mtime_ns}"
         if key not in self.table:
-            digest = hashlib.sha1()
-            with open(file, "rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(chunk)
-            self.table[key] = digest.hexdigest()
+            self.table[key] = sha1_file(file)
             self.dirty = True
         return self.table[key]
 
@@ -43,6 +48,7 @@ class ContentHashes:
             tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")  # concurrent runs never share a temp file
             tmp.write_text(json.dumps(self.table))
             tmp.replace(self.path)
+            self.dirty = False
 
 
 def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:

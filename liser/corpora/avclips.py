@@ -34,7 +34,7 @@ from pathlib import Path
 import av
 
 from liser.audio import VIDEO_SUFFIXES, AudioError, audio_info
-from liser.corpora.manifest import Corpus, make_manifest, make_skips
+from liser.corpora.manifest import Corpus, SkipFile, make_manifest, make_skips, read_files
 
 _MSP_FACE = re.compile(r"^MSP-FACE_(\d+)_(\d+)$", re.IGNORECASE)
 
@@ -44,39 +44,26 @@ def prepare(root: Path) -> Corpus:
     root = Path(root).expanduser().resolve()
     if not root.is_dir():
         raise FileNotFoundError(f"audio-visual clip folder not found: {root}")
-    rows: list[dict] = []
-    skips: list[tuple[str, str]] = []
-    seen: dict[str, Path] = {}
     videos = sorted(p for p in root.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
-    for path in videos:
-        reason = f"duplicate of {seen[path.stem]}" if path.stem in seen else None
-        if reason is None:
-            try:
-                fps, n_frames, has_audio = probe_video(path)
-                info = audio_info(path) if has_audio else None
-            except AudioError as err:
-                reason = err.reason
-            else:
-                reason = None if has_audio else "no audio track"
-        if reason is not None:
-            skips.append((str(path), reason))
-            continue
-        seen[path.stem] = path
-        rows.append(
-            {
-                "clip_id": path.stem,
-                "path": str(path),
-                "speaker": speaker_of(path),
-                "label": None,
-                "label_index": -1,
-                "duration": info.duration,
-                "sample_rate": info.sample_rate,
-                "video_path": str(path),
-                "fps": fps,
-                "n_frames": n_frames,
-            }
-        )
+    rows, skips = read_files(videos, _describe)
     return Corpus(name="avclips", root=root, classes=(), manifest=make_manifest(rows), skipped=make_skips(skips))
+
+
+def _describe(path: Path) -> dict:
+    fps, n_frames, has_audio = probe_video(path)
+    if not has_audio:
+        raise SkipFile("no audio track")
+    info = audio_info(path)
+    return {
+        "speaker": speaker_of(path),
+        "label": None,
+        "label_index": -1,
+        "duration": info.duration,
+        "sample_rate": info.sample_rate,
+        "video_path": str(path),
+        "fps": fps,
+        "n_frames": n_frames,
+    }
 
 
 def speaker_of(path: Path) -> str:

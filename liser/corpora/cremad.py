@@ -44,7 +44,7 @@ import pandas as pd
 
 from liser.audio import AudioError, audio_info
 from liser.constants import CREMAD_CODES, CREMAD_EMOTIONS
-from liser.corpora.manifest import Corpus, make_manifest, make_skips
+from liser.corpora.manifest import Corpus, SkipFile, make_manifest, make_skips, read_files
 
 SENTENCES = {
     "IEO": "It's eleven o'clock",
@@ -75,35 +75,17 @@ def prepare(root: Path) -> Corpus:
     audio_dir = root / "AudioWAV" if (root / "AudioWAV").is_dir() else root
     sexes = _read_sexes(audio_dir.parent / DEMOGRAPHICS_FILE) or _read_sexes(audio_dir / DEMOGRAPHICS_FILE)
 
-    rows: list[dict] = []
-    skips: list[tuple[str, str]] = []
-    seen: dict[str, Path] = {}
-    for path in sorted(audio_dir.rglob("*.wav")):
+    def describe(path: Path) -> dict:
         fields, reason = parse_name(path)
-        if reason is None and path.stem in seen:
-            reason = f"duplicate of {seen[path.stem]}"
-        if reason is None:
-            try:
-                info = audio_info(path)
-            except AudioError as err:
-                reason = err.reason
         if reason is not None:
-            skips.append((str(path), reason))
-            continue
-        seen[path.stem] = path
+            raise SkipFile(reason)
+        info = audio_info(path)
         if sexes is not None:
             fields["gender"] = sexes.get(int(fields["speaker"]))
-        rows.append(
-            {
-                "clip_id": path.stem,
-                "path": str(path),
-                "label_index": CREMAD_EMOTIONS.index(fields["label"]),
-                "duration": info.duration,
-                "sample_rate": info.sample_rate,
-                "video_path": None,
-                **fields,
-            }
-        )
+        label_index = CREMAD_EMOTIONS.index(fields["label"])
+        return {"label_index": label_index, "duration": info.duration, "sample_rate": info.sample_rate, "video_path": None, **fields}
+
+    rows, skips = read_files(sorted(audio_dir.rglob("*.wav")), describe)
     return Corpus(
         name="cremad", root=root, classes=CREMAD_EMOTIONS, manifest=make_manifest(rows), skipped=make_skips(skips)
     )

@@ -9,8 +9,11 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Iterable
 
 import pandas as pd
+
+from liser.audio import AudioError
 
 # Columns every manifest has, in this order. Adapters may add corpus-specific ones
 # after them (gender, intensity, statement, ...).
@@ -67,3 +70,34 @@ def make_manifest(rows: list[dict]) -> pd.DataFrame:
 def make_skips(rows: list[tuple[str, str]]) -> pd.DataFrame:
     """Build the skipped-files table from (path, reason) pairs."""
     return pd.DataFrame(rows, columns=list(SKIP_COLUMNS))
+
+
+class SkipFile(Exception):
+    """A file an adapter will not use; ``reason`` says why in a few words."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(reason)
+
+
+def read_files(paths: Iterable[Path], describe: Callable[[Path], dict]) -> tuple[list[dict], list[tuple[str, str]]]:
+    """Manifest rows for the usable files, and (path, reason) for the others.
+
+    ``describe(path)`` returns a file's row (fields from its name, duration and rate from
+    its header) or raises SkipFile / AudioError. A file whose stem was already used is
+    skipped as a duplicate, so clip ids stay unique.
+    """
+    rows: list[dict] = []
+    skips: list[tuple[str, str]] = []
+    seen: dict[str, Path] = {}
+    for path in paths:
+        try:
+            if path.stem in seen:
+                raise SkipFile(f"duplicate of {seen[path.stem]}")
+            row = describe(path)
+        except (SkipFile, AudioError) as err:
+            skips.append((str(path), err.reason))
+            continue
+        seen[path.stem] = path
+        rows.append({"clip_id": path.stem, "path": str(path), **row})
+    return rows, skips

@@ -44,7 +44,7 @@ from pathlib import Path
 
 from liser.audio import AudioError, audio_info
 from liser.constants import RAVDESS_EMOTIONS
-from liser.corpora.manifest import Corpus, make_manifest, make_skips
+from liser.corpora.manifest import Corpus, SkipFile, make_manifest, make_skips, read_files
 
 MODALITIES = {"01": "full-AV", "02": "video-only", "03": "audio-only"}
 VOCAL_CHANNELS = {"01": "speech", "02": "song"}
@@ -62,36 +62,19 @@ def prepare(root: Path) -> Corpus:
     root = Path(root).expanduser().resolve()
     if not root.is_dir():
         raise FileNotFoundError(f"RAVDESS folder not found: {root}")
-    rows: list[dict] = []
-    skips: list[tuple[str, str]] = []
-    seen: dict[str, Path] = {}
-    for path in sorted(root.rglob("*.wav")):
-        fields, reason = parse_name(path)
-        if reason is None and path.stem in seen:
-            reason = f"duplicate of {seen[path.stem]}"
-        if reason is None:
-            try:
-                info = audio_info(path)
-            except AudioError as err:
-                reason = err.reason
-        if reason is not None:
-            skips.append((str(path), reason))
-            continue
-        seen[path.stem] = path
-        rows.append(
-            {
-                "clip_id": path.stem,
-                "path": str(path),
-                "label_index": RAVDESS_EMOTIONS.index(fields["label"]),
-                "duration": info.duration,
-                "sample_rate": info.sample_rate,
-                "video_path": None,
-                **fields,
-            }
-        )
+    rows, skips = read_files(sorted(root.rglob("*.wav")), _describe)
     return Corpus(
         name="ravdess", root=root, classes=RAVDESS_EMOTIONS, manifest=make_manifest(rows), skipped=make_skips(skips)
     )
+
+
+def _describe(path: Path) -> dict:
+    fields, reason = parse_name(path)
+    if reason is not None:
+        raise SkipFile(reason)
+    info = audio_info(path)
+    label_index = RAVDESS_EMOTIONS.index(fields["label"])
+    return {"label_index": label_index, "duration": info.duration, "sample_rate": info.sample_rate, "video_path": None, **fields}
 
 
 def parse_name(path: Path) -> tuple[dict, None] | tuple[None, str]:

@@ -84,7 +84,8 @@ def generate_face_videos(
         label = FERV39K_CLASSES[int(labels[i])]
         frames, _ = face.render_clip(styles[int(people[i])], label, strength, _mouth(clip_rng, n_frames), clip_rng, size, VIDEO_FPS)
         write_video(videos / f"{clip_id}.mp4", frames)
-        rows.append({"clip_id": clip_id, "label": label, "person": f"p{int(people[i]):03d}", "intensity": round(strength, 3), "n_frames": n_frames})
+        person = f"p{int(people[i]):03d}"
+        rows.append({"clip_id": clip_id, "label": label, "person": person, "intensity": round(strength, 3), "n_frames": n_frames})
     table = pd.DataFrame(rows)
     labels_csv = out / "labels.csv"
     table.to_csv(labels_csv, index=False)

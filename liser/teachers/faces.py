@@ -8,7 +8,8 @@ feeds 16-frame windows of the crops to its DFER teacher. Here:
   to it (frames are dropped or repeated, never blended), and the info says so.
 * :func:`extract_faces` finds one face per frame with DeepFace's OpenCV detector, fully
   offline (:func:`ensure_offline_detector`), or takes the frames as already aligned crops
-  (``detector="prealigned"``, for corpora that ship face crops).
+  (``detector="prealigned"``, for corpora that ship face crops), or cuts the face out of a
+  synthetic talking-head frame at its known place (``detector="synthetic"``).
 * :class:`FaceStore` keeps the crops of each video once, keyed by the file's content, and
   :func:`extract_corpus_faces` fills it for a whole corpus with a progress bar.
 
@@ -25,14 +26,14 @@ face is the speaker; Haar false positives are small.
 
 Synthetic drawn faces (:mod:`liser.synth.face`): DeepFace's OpenCV detector finds them in
 only a minority of frames (about 13-47 %, depending on frame size), and more often for
-some expressions than others, so the synthetic corpora use ``detector="prealigned"``:
-the labeled face videos (:mod:`liser.synth.face_videos`) are face crops already, and the
-unlabeled talking-head clips are cut to the face with ``box=SYNTH_FACE_BOX``.
+some expressions than others. So the labeled face videos (:mod:`liser.synth.face_videos`),
+which are face crops already, use ``detector="prealigned"``, and the unlabeled synthetic
+talking-head clips use ``detector="synthetic"``: ``"prealigned"`` with
+``box=SYNTH_FACE_BOX``, the part of the frame where the drawn face sits.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -50,9 +51,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from liser.constants import VIDEO_FPS
-from liser.features import default_cache_dir
+from liser.storage import ContentHashes, default_cache_dir, write_atomic
 
-DETECTORS = ("opencv", "prealigned")  # others DeepFace knows may work but need downloads
+DETECTORS = ("opencv", "prealigned", "synthetic")  # other DeepFace backends work but need downloads
 HAARCASCADE_FILES = ("haarcascade_frontalface_default.xml", "haarcascade_eye.xml")  # deepface 0.0.103 OpenCv.py
 BLANK_STD = 4.0  # a "prealigned" frame whose grey levels vary less than this is blank
 # Where the drawn face sits in a liser.synth talking-head frame, as (x0, y0, x1, y1)
@@ -286,7 +287,8 @@ def extract_faces(
     ``detector="prealigned"`` treats each frame as an aligned face crop: it is resized,
     and it counts as a face unless it is blank (grey-level std below ``BLANK_STD``).
     With ``box`` (x0, y0, x1, y1 as fractions of the frame), that part of the frame is
-    the crop: for recordings framed alike, such as the synthetic clips (SYNTH_FACE_BOX).
+    the crop: for recordings framed alike. ``detector="synthetic"`` is ``"prealigned"``
+    with ``box=SYNTH_FACE_BOX``, for the synthetic talking-head clips.
     """
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3:
@@ -296,7 +298,9 @@ def extract_faces(
     found = np.zeros(n, bool)
     if box is not None and detector != "prealigned":
         raise ValueError("box applies to detector='prealigned' only")
-    if detector == "prealigned":
+    if detector == "synthetic":
+        box = SYNTH_FACE_BOX
+    if detector in ("prealigned", "synthetic"):
         if box is not None:
             h, w = frames.shape[1:3]
             x0, y0, x1, y1 = box
@@ -363,12 +367,12 @@ class FaceStore:
         self.root = Path(root) if root is not None else default_cache_dir() / "faces"
         self.detector, self.size, self.max_side = detector, size, max_side
         self.box = tuple(float(v) for v in box) if box is not None else None
-        self._hashes = _HashMemo(self.root / "hashes.json")
+        self._hashes = ContentHashes(self.root / "hashes.json")
         self.stats = {"computed": 0, "cached": 0}
 
     def key(self, path: str | Path, detector: str | None = None) -> str:
         detector = detector or self.detector
-        extra = f"-m{self.max_side}" if self.max_side and detector != "prealigned" else ""
+        extra = f"-m{self.max_side}" if self.max_side and detector not in ("prealigned", "synthetic") else ""
         if self.box is not None and detector == "prealigned":
             extra += "-box" + "_".join(f"{v:g}" for v in self.box)
         return f"{self._hashes(Path(path))}-{detector}-{self.size}{extra}-v{FACES_VERSION}"
@@ -396,17 +400,22 @@ class FaceStore:
                 return track, True
         self.stats["computed"] += 1
         try:
-            frames, info = read_frames(path, max_side=None if detector == "prealigned" else self.max_side)
+            frames, info = read_frames(path, max_side=None if detector in ("prealigned", "synthetic") else self.max_side)
         except VideoError as err:
-            _write_atomic(failed, lambda fh: fh.write(json.dumps({"reason": err.reason}).encode()))
+            write_atomic(failed, lambda fh: fh.write(json.dumps({"reason": err.reason}).encode()))
             raise
         box = self.box if detector == "prealigned" else None
         track = extract_faces(frames, detector, self.size, box)
         track.meta = {"video": info.as_dict(), "box": box}
-        _write_atomic(
+        write_atomic(
             npz,
             lambda fh: np.savez(
-                fh, crops=track.crops, found=track.found, detector=np.asarray(detector), size=np.asarray(self.size), meta=np.asarray(json.dumps(track.meta))
+                fh,
+                crops=track.crops,
+                found=track.found,
+                detector=np.asarray(detector),
+                size=np.asarray(self.size),
+                meta=np.asarray(json.dumps(track.meta)),
             ),
         )
         return track, False
@@ -437,7 +446,7 @@ def extract_corpus_faces(corpus, store: FaceStore, detector: str | None = None, 
     """
     manifest = corpus.manifest
     column = "video_path" if "video_path" in manifest and manifest["video_path"].notna().any() else "path"
-    counts: dict[str, Any] = {"clips": 0, "computed": 0, "from_cache": 0, "skipped": [], "frames": 0, "frames_no_face": 0, "clips_no_face": 0}
+    counts: dict[str, Any] = dict(clips=0, computed=0, from_cache=0, skipped=[], frames=0, frames_no_face=0, clips_no_face=0)
     done_frames, busy = 0, 0.0
     bar = tqdm(manifest[column].tolist(), desc=f"faces {getattr(corpus, 'name', '')}".strip(), unit="clip", disable=not progress)
     try:
@@ -465,45 +474,3 @@ def extract_corpus_faces(corpus, store: FaceStore, detector: str | None = None, 
 
 
 # ----------------------------------------------------------------------- small helpers
-class _HashMemo:
-    """sha1 of file contents, remembered by (path, size, mtime) so files are read once."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        try:
-            self.table: dict[str, str] = json.loads(path.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            self.table = {}
-        self.dirty = False
-
-    def __call__(self, file: Path) -> str:
-        st = file.stat()
-        key = f"{file.resolve()}|{st.st_size}|{st.st_mtime_ns}"
-        if key not in self.table:
-            self.table[key] = sha1_file(file)
-            self.dirty = True
-        return self.table[key]
-
-    def save(self) -> None:
-        if self.dirty:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(self.table))
-            tmp.replace(self.path)
-            self.dirty = False
-
-
-def sha1_file(path: str | Path) -> str:
-    digest = hashlib.sha1()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _write_atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        write(fh)
-    tmp.replace(path)

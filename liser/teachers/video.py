@@ -63,7 +63,8 @@ from tqdm.auto import tqdm
 
 from liser.constants import DFER_WINDOW_FRAMES, FERV39K_CLASSES, VIDEO_FPS
 from liser.evaluate import uar, war
-from liser.teachers.faces import FaceStore, FaceTrack, VideoError, sha1_file
+from liser.storage import sha1_file
+from liser.teachers.faces import FaceStore, FaceTrack, VideoError
 from liser.teachers.outputs import TeacherOutputs
 
 log = logging.getLogger(__name__)
@@ -131,7 +132,9 @@ def to_teacher_outputs(
     return TeacherOutputs.from_segments("video", FERV39K_CLASSES, probs, valid, segment_seconds=WINDOW_SECONDS, meta=meta)
 
 
-def corpus_teacher_outputs(corpus, store: FaceStore, teacher: VideoTeacher, progress: bool = True) -> tuple[TeacherOutputs, list[tuple[str, str]]]:
+def corpus_teacher_outputs(
+    corpus, store: FaceStore, teacher: VideoTeacher, progress: bool = True
+) -> tuple[TeacherOutputs, list[tuple[str, str]]]:
     """Teacher outputs for every video of a manifest Corpus, reading crops from ``store``.
 
     Returns the outputs and the (path, reason) of videos that could not be decoded.
@@ -220,7 +223,8 @@ def import_dfer_outputs(path: str | Path, clip_ids: Iterable[str] | None = None,
             columns[key] = col
     missing = [c for c in ("clip_id", "start_frame", *FERV39K_CLASSES) if c not in columns]
     if missing:
-        raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; expected clip_id, start_frame, {', '.join(FERV39K_CLASSES)} [, valid]")
+        expected = ", ".join(("clip_id", "start_frame", *FERV39K_CLASSES))
+        raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; expected {expected} [, valid]")
     clip = table[columns["clip_id"]].astype(str).to_numpy()
     start = pd.to_numeric(table[columns["start_frame"]], errors="coerce").to_numpy(float)
     probs = table[[columns[c] for c in FERV39K_CLASSES]].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
@@ -319,7 +323,9 @@ class KerasGraphNet(nn.Module):
     convolution; 'same' padding is TensorFlow's (asymmetric, -inf for max pooling).
     """
 
-    SUPPORTED = {"InputLayer", "Conv2D", "SeparableConv2D", "BatchNormalization", "Activation", "MaxPooling2D", "Add", "GlobalAveragePooling2D"}
+    SUPPORTED = frozenset(
+        {"InputLayer", "Conv2D", "SeparableConv2D", "BatchNormalization", "Activation", "MaxPooling2D", "Add", "GlobalAveragePooling2D"}
+    )
 
     def __init__(self, layers: list[dict], weights: dict[str, dict[str, np.ndarray]]) -> None:
         super().__init__()
@@ -330,7 +336,8 @@ class KerasGraphNet(nn.Module):
             name = layer.get("name") or cfg["name"]
             if kind not in self.SUPPORTED:
                 raise CheckpointError(f"Keras layer {name!r} of type {kind} is not supported")
-            if cfg.get("activation", "linear") not in ("linear", "relu", "softmax") or (kind in ("Conv2D", "SeparableConv2D") and cfg.get("activation", "linear") != "linear"):
+            activation = cfg.get("activation", "linear")
+            if activation not in ("linear", "relu", "softmax") or (kind in ("Conv2D", "SeparableConv2D") and activation != "linear"):
                 raise CheckpointError(f"Keras layer {name!r}: activation {cfg.get('activation')!r} is not supported here")
             if cfg.get("data_format", "channels_last") != "channels_last" or tuple(cfg.get("dilation_rate", (1, 1))) != (1, 1):
                 raise CheckpointError(f"Keras layer {name!r}: only channels_last, undilated layers are supported")
@@ -341,7 +348,8 @@ class KerasGraphNet(nn.Module):
                     value = value.transpose(3, 2, 0, 1)  # HWIO -> OIHW
                 elif key == "depthwise_kernel":  # (h, w, in, mult) -> (in * mult, 1, h, w)
                     value = value.transpose(2, 3, 0, 1).reshape(-1, 1, *value.shape[:2])
-                self.weights[f"{name}__{key}"] = nn.Parameter(torch.from_numpy(np.ascontiguousarray(value, np.float32)), requires_grad=False)
+                tensor = torch.from_numpy(np.ascontiguousarray(value, np.float32))
+                self.weights[f"{name}__{key}"] = nn.Parameter(tensor, requires_grad=False)
 
     def _w(self, name: str, key: str) -> torch.Tensor | None:
         full = f"{name}__{key}"
@@ -513,7 +521,8 @@ class SmallDFERNet(nn.Module):
         blocks: list[nn.Module] = []
         for cin, cout in zip(chans[:-1], chans[1:]):
             blocks += [nn.Conv2d(cin, cout, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
-        self.frames = nn.Sequential(*blocks, nn.Flatten(), nn.Dropout(dropout), nn.Linear(chans[-1] * (size // 16) ** 2, embed), nn.ReLU(inplace=True))
+        flat = chans[-1] * (size // 16) ** 2  # four stride-2 convolutions
+        self.frames = nn.Sequential(*blocks, nn.Flatten(), nn.Dropout(dropout), nn.Linear(flat, embed), nn.ReLU(inplace=True))
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(embed, n_classes))
 
     def frame_logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -573,7 +582,8 @@ class SmallDFER:
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise CheckpointError(f"{meta_path}: not a small DFER checkpoint description ({err}); {hint}") from err
         if not isinstance(meta, dict) or meta.get("format") != SMALL_DFER_FORMAT:
-            raise CheckpointError(f"{meta_path}: not a small DFER checkpoint (format {meta.get('format') if isinstance(meta, dict) else None!r}, expected {SMALL_DFER_FORMAT!r})")
+            found = meta.get("format") if isinstance(meta, dict) else None
+            raise CheckpointError(f"{meta_path}: not a small DFER checkpoint (format {found!r}, expected {SMALL_DFER_FORMAT!r}); {hint}")
         if list(meta.get("classes", [])) != list(FERV39K_CLASSES):
             raise CheckpointError(f"{meta_path}: checkpoint classes {meta.get('classes')} are not FERV39K_CLASSES {list(FERV39K_CLASSES)}")
         try:
@@ -584,7 +594,10 @@ class SmallDFER:
             raise CheckpointError(f"{weights}: not a loadable small DFER checkpoint ({type(err).__name__}: {err}); {hint}") from err
         digest = sha1_file(weights)
         if meta.get("checkpoint_hash") and meta["checkpoint_hash"] != digest:
-            raise CheckpointError(f"{weights}: weights do not match {meta_path.name} (hash {digest[:12]} != {meta['checkpoint_hash'][:12]}); retrain or restore the pair")
+            raise CheckpointError(
+                f"{weights}: weights do not match {meta_path.name} (hash {digest[:12]} != {meta['checkpoint_hash'][:12]}); "
+                "retrain, or restore the .pt/.json pair"
+            )
         return cls(net, meta, digest, weights)
 
     def predict_windows(self, track: FaceTrack, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:

@@ -17,7 +17,9 @@ from liser.teachers import faces
 from liser.teachers.faces import FaceStore, VideoError, extract_corpus_faces, extract_faces, read_frames
 
 
-def write_video(path: Path, fps: float = 30, seconds: float = 1.0, size: int = 32, options: dict | None = None, texture: bool = False) -> Path:
+def write_video(
+    path: Path, fps: float = 30, seconds: float = 1.0, size: int = 32, options: dict | None = None, texture: bool = False
+) -> Path:
     """A grey video whose frame i has brightness 4 i (mod 256), so picks can be traced;
     ``texture`` draws a checkerboard instead, which "prealigned" counts as a face."""
     with av.open(str(path), "w", format="mp4", options=options or {}) as container:
@@ -124,6 +126,8 @@ def test_prealigned_frames_and_box():
     frame[20:60, 40:80] = face[:40, :40]
     boxed = extract_faces(frame[None], detector="prealigned", size=40, box=(0.4, 0.2, 0.8, 0.6))
     np.testing.assert_array_equal(boxed.crops[0], face[:40, :40])
+    synthetic = extract_faces(frame[None], detector="synthetic", size=40)  # the box of the drawn clips
+    np.testing.assert_array_equal(synthetic.crops, extract_faces(frame[None], "prealigned", 40, box=faces.SYNTH_FACE_BOX).crops)
     with pytest.raises(ValueError, match="box"):
         extract_faces(frame[None], detector="prealigned", box=(0.5, 0.5, 0.4, 0.9))
 
@@ -164,7 +168,10 @@ def test_extract_corpus_faces_counts(tmp_path):
         container.mux(stream.encode())
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"\x00" * 300)
-    rows = [{"clip_id": p.stem, "path": str(p), "speaker": "s", "label": None, "label_index": -1, "video_path": str(p)} for p in (good, blank, broken)]
+    rows = [
+        {"clip_id": p.stem, "path": str(p), "speaker": "s", "label": None, "label_index": -1, "video_path": str(p)}
+        for p in (good, blank, broken)
+    ]
     corpus = Corpus("avclips", tmp_path, (), make_manifest(rows))
     store = FaceStore(tmp_path / "store", detector="prealigned", size=16)
     counts = extract_corpus_faces(corpus, store, progress=False)

@@ -27,7 +27,7 @@ def teacher_dirs(synth_root, tmp_path_factory):
     assert code == 0, text
     code, text = run(
         "teacher", "cache", "--unlabeled", f"avclips:{synth_root / 'avclips'}", "--speech", speech,
-        "--video", "fer", "--detector", "prealigned", "--out", out, "-q",
+        "--video", "fer", "--detector", "synthetic", "--out", out, "-q",
     )
     assert code == 0, text
     return speech, out, text
@@ -58,7 +58,7 @@ def test_second_cache_run_does_no_teacher_work(teacher_dirs, synth_root):
     speech, out, _ = teacher_dirs
     code, text = run(
         "teacher", "cache", "--unlabeled", f"avclips:{synth_root / 'avclips'}", "--speech", speech,
-        "--video", "fer", "--detector", "prealigned", "--out", out, "-q",
+        "--video", "fer", "--detector", "synthetic", "--out", out, "-q",
     )
     assert code == 0, text
     assert "speech fold 0: ran on 0 clips, 10 from cache" in text and "video: ran on 0 clips, 10 from cache" in text
