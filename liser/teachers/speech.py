@@ -395,18 +395,13 @@ def _pretrain_tiny(recipe: TinySynthRecipe, out: Path, progress: bool) -> dict:
             crop = float(rng.choice(recipe.crop_seconds))
             x = crop_batch([waves[i] for i in idx], crop, rng, normalize=True)
             y = torch.as_tensor(labels[idx])
-            model.train()
-            logits = model(input_values=x).logits
-            loss = torch.nn.functional.cross_entropy(logits, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            loss, logits = _step_logits(model, optimizer, x, y)
             schedule.step()
             if epoch == recipe.epochs - 1:
                 correct += int((logits.argmax(1) == y).sum())
                 seen += len(idx)
             bar.update(len(idx))
-            bar.set_postfix(loss=f"{loss.item():.2f}")
+            bar.set_postfix(loss=f"{loss:.2f}")
     bar.close()
     with _quiet_transformers():
         model.hubert.save_pretrained(out)  # the backbone alone, as a hub HuBERT checkpoint is
@@ -473,14 +468,18 @@ def make_optimizer(model: torch.nn.Module, cfg: SpeechTeacherConfig) -> torch.op
 
 
 def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> float:
-    """One cross-entropy step on a batch of waveforms [B, samples] and labels [B]."""
+    """One cross-entropy step on a batch of waveforms [B, samples] and labels [B]; returns the loss."""
+    return _step_logits(model, optimizer, x, y)[0]
+
+
+def _step_logits(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> tuple[float, torch.Tensor]:
     model.train()
     logits = model(input_values=x).logits
     loss = torch.nn.functional.cross_entropy(logits, y)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
-    return float(loss.item())
+    return float(loss.item()), logits.detach()
 
 
 @torch.inference_mode()
