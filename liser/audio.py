@@ -197,16 +197,17 @@ def _wav_shortfall(path: Path) -> tuple[int, int] | None:
 # --- PyAV side -----------------------------------------------------------------------
 
 
-def _open_container(path: Path) -> av.container.InputContainer:
+def open_container(path: Path, error: type[Exception] = AudioError) -> av.container.InputContainer:
+    """Open a media file with PyAV; a file ffmpeg cannot open raises ``error("unreadable (...)", path)``."""
     try:
         return av.open(str(path))
     except (av.error.FFmpegError, OSError, ValueError) as err:
         message = getattr(err, "strerror", None) or str(err)
-        raise AudioError(f"unreadable ({message})", path) from err
+        raise error(f"unreadable ({message})", path) from err
 
 
 def _container_info(path: Path) -> AudioInfo:
-    with _open_container(path) as container:
+    with open_container(path) as container:
         if not container.streams.audio:
             raise AudioError("no audio stream", path)
         stream = container.streams.audio[0]
@@ -223,7 +224,7 @@ def _decode_container(path: Path, info: AudioInfo) -> tuple[np.ndarray, int]:
     """Decode the first audio track to (frames, channels) float32 at its native rate."""
     resampler = av.AudioResampler(format="fltp")  # planar float, same layout and rate
     chunks: list[np.ndarray] = []
-    with _open_container(path) as container:
+    with open_container(path) as container:
         stream = container.streams.audio[0]
         sr = int(stream.rate)
         try:

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import av
 
-from liser.audio import VIDEO_SUFFIXES, AudioError, audio_info
+from liser.audio import VIDEO_SUFFIXES, AudioError, audio_info, open_container
 from liser.corpora.manifest import Corpus, SkipFile, make_manifest, make_skips, read_files
 
 _MSP_FACE = re.compile(r"^MSP-FACE_(\d+)_(\d+)$", re.IGNORECASE)
@@ -81,11 +81,7 @@ def probe_video(path: Path) -> tuple[float, int, bool]:
     """
     if path.stat().st_size == 0:
         raise AudioError("empty file", path)
-    try:
-        container = av.open(str(path))
-    except (av.error.FFmpegError, OSError, ValueError) as err:
-        raise AudioError(f"unreadable ({getattr(err, 'strerror', None) or err})", path) from err
-    with container:
+    with open_container(path) as container:
         if not container.streams.video:
             raise AudioError("no video stream", path)
         stream = container.streams.video[0]

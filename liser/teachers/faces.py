@@ -50,6 +50,7 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
+from liser.audio import open_container
 from liser.constants import VIDEO_FPS
 from liser.storage import ContentHashes, default_cache_dir, write_atomic
 
@@ -109,11 +110,7 @@ def read_frames(path: str | Path, fps: float = VIDEO_FPS, max_side: int | None =
             raise VideoError("empty file", path)
     except OSError as err:
         raise VideoError(f"unreadable ({err.strerror or err})", path) from err
-    try:
-        container = av.open(str(path))
-    except (av.error.FFmpegError, OSError, ValueError) as err:
-        raise VideoError(f"unreadable ({getattr(err, 'strerror', None) or err})", path) from err
-    with container:
+    with open_container(path, VideoError) as container:
         if not container.streams.video:
             raise VideoError("no video stream", path)
         stream = container.streams.video[0]
