@@ -45,8 +45,9 @@ def data() -> None:
 @click.option("--sample-rate", default=16000, show_default=True, help="rate of the labeled wavs (real RAVDESS: 48000)")
 @click.option("--video-size", default=112, show_default=True, help="video frame side in pixels")
 @click.option("--face-videos", default=140, show_default=True, help="labeled face videos for the small DFER teacher (0: none)")
+@click.option("--cremad-actors", default=0, show_default=True, type=click.IntRange(0, 91), help="also write a CREMA-D-layout corpus with this many actors (24 clips each)")
 @click.option("--workers", default=2, show_default=True)
-def data_synth(out_dir: Path, actors: int, unlabeled_clips: int, seed: int, sample_rate: int, video_size: int, face_videos: int, workers: int) -> None:
+def data_synth(out_dir: Path, actors: int, unlabeled_clips: int, seed: int, sample_rate: int, video_size: int, face_videos: int, cremad_actors: int, workers: int) -> None:
     """Write the built-in synthetic corpus.
 
     \b
@@ -54,12 +55,15 @@ def data_synth(out_dir: Path, actors: int, unlabeled_clips: int, seed: int, samp
     OUT_DIR/avclips/        unlabeled MSP-Face-style mp4 clips (drawn faces + speech)
     OUT_DIR/face-videos/    labeled face videos for the small DFER teacher (FERV39k stand-in)
     OUT_DIR/oracle-teachers noisy oracle teacher outputs, for trying distillation without teachers
+    OUT_DIR/cremad/         (--cremad-actors N) labeled speech in the CREMA-D layout, with
+                            its oracle teachers in OUT_DIR/oracle-teachers-cremad
     """
     from liser.synth import generate
     from liser.synth.face_videos import generate_face_videos
 
     summary = generate(
-        out_dir, actors=actors, unlabeled_clips=unlabeled_clips, seed=seed, sample_rate=sample_rate, video_size=video_size, workers=workers
+        out_dir, actors=actors, unlabeled_clips=unlabeled_clips, seed=seed, sample_rate=sample_rate, video_size=video_size, workers=workers,
+        cremad_actors=cremad_actors,
     )
     if face_videos:
         summary["face_videos"] = generate_face_videos(out_dir / "face-videos", n_clips=face_videos, seed=seed)
@@ -378,6 +382,100 @@ def teacher_cache(unlabeled, speech_run, video_source, out_dir, detector, cache_
     for row in summarize_outputs(out_dir):
         metrics = f"teacher val UAR {row['val_uar']:.3f}" if isinstance(row["val_uar"], float) else "teacher val UAR n/a"
         click.echo(f"  {row['file']}: {row['clips']} clips, {row['valid_segments']} segments with a target, {metrics}")
+
+
+# ----------------------------------------------------------------------- studies
+@main.group()
+def study() -> None:
+    """Ablation studies: Optuna searches, Ray Tune runs, MLflow logs every fold."""
+
+
+@study.command("run")
+@click.argument("study_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow tracking URI (default: the project's store in mlflow/)")
+@click.option("--address", help="join an existing Ray cluster, e.g. ray://head:10001 or 127.0.0.1:6379 (default: a local Ray)")
+@click.option("--labeled", help="replace the study's labeled corpus, NAME:PATH")
+@click.option("--unlabeled", help="replace the study's unlabeled corpus, NAME:PATH")
+@click.option("--teachers", help="replace the study's teacher-output folder")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="a fixed setting for every trial, e.g. --set epochs=5")
+@click.option("--name", help="run the file under another study name (a separate MLflow experiment)")
+@click.option("--smoke", is_flag=True, help="a fast check of the file: 1 epoch, 1 fold, at most 2 trials (study NAME-smoke)")
+@click.option("--retry-failed", is_flag=True, help="run trials that failed in an earlier run again")
+@click.option("--cpus", type=int, help="CPUs of the local Ray (default: all)")
+@click.option("--cache-dir", type=click.Path(path_type=Path), help="feature cache (default $LISER_CACHE or ~/.cache/liser)")
+@click.option("-q", "--quiet", is_flag=True, help="no progress bars")
+def study_run(study_file, tracking_uri, address, labeled, unlabeled, teachers, overrides, name, smoke, retry_failed, cpus, cache_dir, quiet) -> None:
+    """Run a study file, or resume it: finished trials and folds are never run again.
+
+    \b
+    liser study run studies/demo.yaml
+    liser study run studies/search-ravdess.yaml --address ray://head:10001 --tracking-uri http://mlflow:5000
+    """
+    from liser.configs import parse_overrides
+    from liser.studies import spec as specs
+    from liser.studies.runner import run_study
+
+    try:
+        fixed = parse_overrides(overrides)
+        study_ = specs.load_study(study_file, labeled=labeled, unlabeled=unlabeled, teachers=teachers, name=name)
+        if fixed:
+            study_ = specs.Study.model_validate({**study_.model_dump(), "fixed": {**study_.fixed, **fixed}})
+            specs.check_trials(study_, study_file)
+        if smoke:
+            study_ = specs.smoke(study_)
+        summary = run_study(
+            study_, tracking_uri=tracking_uri, address=address, cache_dir=cache_dir, retry_failed=retry_failed,
+            cpus=cpus, progress=not quiet, log=click.echo, where=str(study_file),
+        )
+    except (specs.StudyError, ValueError) as exc:
+        _fail(str(exc))
+    counts = {}
+    for t in summary.trials:
+        counts[t["state"]] = counts.get(t["state"], 0) + 1
+    click.echo(f"{summary.study}: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + f" ({summary.seconds:.0f} s)")
+    click.echo(f"see it: liser study status {summary.study}   |   liser ui   (MLflow experiment {summary.experiment_id})")
+
+
+@study.command("status")
+@click.argument("name", required=False)
+@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow tracking URI (default: the project's store in mlflow/)")
+def study_status_cmd(name, tracking_uri) -> None:
+    """Trials of a study, their state and the best so far (no NAME: list the studies)."""
+    from liser.studies.status import format_status, known_studies, study_status
+
+    if not name:
+        names = known_studies()
+        click.echo("\n".join(names) if names else "no studies yet; run `liser study run studies/demo.yaml`")
+        return
+    try:
+        click.echo(format_status(study_status(name, tracking_uri=tracking_uri)))
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+
+
+@main.command("ui")
+@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="store to browse (default: the project's store in mlflow/)")
+@click.option("--port", type=int, default=5000, show_default=True, help="0 picks a free port")
+@click.option("--telemetry", is_flag=True, help="let the MLflow UI send usage telemetry (off by default)")
+def ui_cmd(tracking_uri, port, telemetry) -> None:
+    """Start the MLflow UI on 127.0.0.1 over the project's store and print its URL (Ctrl-C stops it)."""
+    from liser.ui import start_server, stop_server, wait_ready
+
+    try:
+        proc, url = start_server(tracking_uri, port=port or None, telemetry=telemetry)
+    except ValueError as exc:
+        _fail(str(exc))
+    try:
+        click.echo(f"starting the MLflow UI on {url} ...")
+        wait_ready(url, proc)
+        click.echo(f"MLflow UI: {url}   (Ctrl-C to stop)", err=False)
+        proc.wait()
+    except (RuntimeError, TimeoutError) as exc:
+        _fail(f"{exc}; is port {port} in use? try --port 0")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop_server(proc)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -19,9 +19,9 @@ def _isolated_cache(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def synth_root(tmp_path_factory):
-    """A tiny built-in synthetic corpus: 5 actors (300 clips), 10 unlabeled mp4 clips."""
+    """A tiny built-in synthetic corpus: 5 actors (300 clips), 10 unlabeled mp4 clips, 5 CREMA-D-layout actors."""
     from liser.synth import generate
 
     root = tmp_path_factory.mktemp("synth")
-    generate(root, actors=5, unlabeled_clips=10, seed=0, video_size=64, workers=1, progress=False)
+    generate(root, actors=5, unlabeled_clips=10, seed=0, video_size=64, workers=1, cremad_actors=5, progress=False)
     return root

@@ -6,6 +6,9 @@ Layout under ``out_dir`` (see :func:`generate`)::
     avclips/MSP-FACE_vvvv_ssss.mp4              unlabeled talking-face videos with audio
     avclips_truth.csv                           hidden emotions of the videos (diagnostics only)
     oracle-teachers/speech.npz, video.npz       noisy oracle teacher outputs (TeacherOutputs)
+    cremad/AudioWAV/1001_DFA_ANG_XX.wav         (``cremad_actors`` > 0) CREMA-D naming, 6 classes
+    cremad/VideoDemographics.csv                the actors' sex, as CREMA-D ships it
+    oracle-teachers-cremad/speech.npz, video.npz  oracles with a CREMA-D-class speech teacher
     README.txt
 
 Everything is derived from ``seed`` through per-item random streams keyed by the item's
@@ -31,7 +34,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from liser.constants import FERV39K_CLASSES, RAVDESS_EMOTIONS, TEACHER_SEGMENT_SECONDS, VIDEO_FPS
+from liser.constants import CREMAD_CODES, CREMAD_EMOTIONS, FERV39K_CLASSES, RAVDESS_EMOTIONS, TEACHER_SEGMENT_SECONDS, VIDEO_FPS
 from liser.synth import face, speech
 from liser.teachers.outputs import TeacherOutputs
 
@@ -133,6 +136,30 @@ def _write_actor(out_dir: Path, actor: int, seed: int, sr: int) -> int:
         wave = speech.acted_clip(voice, RAVDESS_EMOTIONS[e - 1], i == 2, s, _rng(seed, "ravdess", name), sr)
         _write_wav(folder / name, wave, sr)
     return len(codes)
+
+
+# --- CREMA-D-like speech ------------------------------------------------------------
+CREMAD_SENTENCES = ("IEO", "TIE", "IOM", "DFA")  # four of the corpus's 12 sentence codes
+CREMAD_FOLD_IN = {"calm": "neutral", "surprised": "fearful"}  # RAVDESS-only emotions, as a CREMA-D teacher would see them
+
+
+def _write_cremad_actor(out_dir: Path, actor: int, seed: int, sr: int) -> int:
+    """One CREMA-D-style actor: every emotion on each sentence, level unspecified (XX)."""
+    folder = out_dir / "AudioWAV"
+    folder.mkdir(parents=True, exist_ok=True)
+    voice = speech.draw_speaker(_rng(seed, "cremad-actor", actor), female=actor % 2 == 0)
+    n = 0
+    for i, sentence in enumerate(CREMAD_SENTENCES):
+        for code, emotion in zip(CREMAD_CODES, CREMAD_EMOTIONS):
+            name = f"{actor}_{sentence}_{code}_XX.wav"
+            _write_wav(folder / name, speech.acted_clip(voice, emotion, False, 1 + i % 2, _rng(seed, "cremad", name), sr), sr)
+            n += 1
+    return n
+
+
+def _write_cremad_demographics(out_dir: Path, actors: list[int]) -> None:
+    rows = [{"ActorID": a, "Age": 30, "Sex": "Female" if a % 2 == 0 else "Male", "Race": "Unknown", "Ethnicity": "Unknown"} for a in actors]
+    pd.DataFrame(rows).to_csv(out_dir / "VideoDemographics.csv", index=False)
 
 
 # --- MSP-Face-like videos ------------------------------------------------------------
@@ -266,15 +293,22 @@ def _clip_strength(rng: np.random.Generator) -> float:
     return float(rng.uniform(3.0, 6.0)) if rng.random() < 0.75 else float(rng.uniform(0.3, 2.0))
 
 
-def oracle_teachers(rows: list[dict[str, Any]], seed: int) -> tuple[TeacherOutputs, TeacherOutputs]:
-    """Noisy stand-ins for the speech (HuBERT) and video (S2D) teachers, one softmax per 0.5 s."""
+def oracle_teachers(rows: list[dict[str, Any]], seed: int, speech_classes: tuple[str, ...] = RAVDESS_EMOTIONS) -> tuple[TeacherOutputs, TeacherOutputs]:
+    """Noisy stand-ins for the speech (HuBERT) and video (S2D) teachers, one softmax per 0.5 s.
+
+    ``speech_classes`` are the labeled corpus's classes the speech teacher was fitted on;
+    emotions outside them count as their nearest class (``CREMAD_FOLD_IN``).
+    """
     sp_probs, vid_probs, vid_valid = {}, {}, {}
     for row in rows:
         cid = row["clip_id"]
         rng = _rng(seed, "oracle-speech", cid)
-        truth, conf = RAVDESS_EMOTIONS.index(row["emotion"]), RAVDESS_EMOTIONS.index(SPEECH_CONFUSION[row["emotion"]])
+        emotion = row["emotion"] if row["emotion"] in speech_classes else CREMAD_FOLD_IN[row["emotion"]]
+        confused = SPEECH_CONFUSION[row["emotion"]]
+        confused = confused if confused in speech_classes else CREMAD_FOLD_IN[confused]
+        truth, conf = speech_classes.index(emotion), speech_classes.index(confused)
         strength = _clip_strength(rng) * (0.55 + 0.45 * row["_speech_activity"])  # silence says little
-        sp_probs[cid] = _oracle_probs(rng, truth, conf, len(RAVDESS_EMOTIONS), strength)
+        sp_probs[cid] = _oracle_probs(rng, truth, conf, len(speech_classes), strength)
         rng = _rng(seed, "oracle-video", cid)
         truth, conf = FERV39K_CLASSES.index(row["ferv_class"]), FERV39K_CLASSES.index(VIDEO_CONFUSION[row["ferv_class"]])
         strength = _clip_strength(rng) * (0.5 + 0.6 * row["expression_intensity"]) * np.ones(len(row["_face_fraction"]))
@@ -285,7 +319,7 @@ def oracle_teachers(rows: list[dict[str, Any]], seed: int) -> tuple[TeacherOutpu
     note = "noisy oracle from the hidden truth in avclips_truth.csv; stands in for real teachers"
     meta = {"teacher": "synthetic-oracle", "note": note, "seed": seed}
     return (
-        TeacherOutputs.from_segments("speech", RAVDESS_EMOTIONS, sp_probs, meta=meta),
+        TeacherOutputs.from_segments("speech", speech_classes, sp_probs, meta=meta),
         TeacherOutputs.from_segments("video", FERV39K_CLASSES, vid_probs, vid_valid, meta=meta),
     )
 
@@ -357,6 +391,7 @@ def generate(
     sample_rate: int = 16_000,
     video_size: int = 112,
     workers: int = 2,
+    cremad_actors: int = 0,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Write the synthetic corpus under ``out_dir`` and return a summary (counts, paths, seconds).
@@ -365,6 +400,8 @@ def generate(
     """
     if video_size % 2:
         raise ValueError(f"video_size must be even for yuv420p video, got {video_size}")
+    if not 0 <= cremad_actors <= 91:
+        raise ValueError(f"cremad_actors must be 0..91 (CREMA-D actor ids 1001..1091), got {cremad_actors}")
     if not 1 <= actors <= 99:
         raise ValueError(f"actors must be 1..99 (two-digit RAVDESS actor codes), got {actors}")
     start = time.perf_counter()
@@ -375,9 +412,15 @@ def generate(
     # Videos first: they are the longest jobs, so the pool ends with short ones.
     jobs: list[tuple[Callable[..., Any], tuple]] = [(_write_avclip, (clips_dir, p, seed, sample_rate, video_size)) for p in plans]
     jobs += [(_write_actor, (ravdess_dir, a, seed, sample_rate)) for a in range(1, actors + 1)]
+    cremad_ids = list(range(1001, 1001 + cremad_actors))
+    jobs += [(_write_cremad_actor, (out / "cremad", a, seed, sample_rate)) for a in cremad_ids]
     results = _run_jobs(jobs, workers, progress)
     rows = results[: len(plans)]
-    n_wav = sum(results[len(plans) :])
+    n_wav = sum(results[len(plans) : len(plans) + actors])
+    if cremad_ids:
+        _write_cremad_demographics(out / "cremad", cremad_ids)
+        for t in oracle_teachers(rows, seed, CREMAD_EMOTIONS):
+            t.save(out / "oracle-teachers-cremad" / f"{t.kind}.npz")
 
     truth = pd.DataFrame([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows], columns=TRUTH_COLUMNS)
     truth_csv = out / "avclips_truth.csv"
@@ -405,6 +448,7 @@ def generate(
         "video_teacher": str(vid_path),
         "actors": actors,
         "ravdess_clips": n_wav,
+        "cremad_clips": sum(results[len(plans) + actors :]),
         "avclips": len(plans),
         "source_videos": len({p.source_video for p in plans}),
         "no_face_clips": sum(p.no_face is not None for p in plans),

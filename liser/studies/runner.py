@@ -1,0 +1,258 @@
+"""``liser study run``: load a study, make its records consistent, and run the owed trials on Ray Tune.
+
+The driver does everything once: loads the corpora (features from the cache), the
+teacher outputs and the folds, creates the MLflow experiment, and holds a lock on the
+study's state folder so two runs of one study never interleave. Trials run as Ray
+Tune trials with the study's resources; each writes its own MLflow runs (see
+:mod:`liser.studies.tracking`). Killing the driver at any moment loses at most the
+folds in progress: the next run marks them KILLED, re-enqueues their trials and reuses
+every finished fold.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import math
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from liser import __version__
+from liser.studies import search, tracking
+from liser.studies.spec import Study, StudyError
+from liser.studies.trial import TrialContext, run_trial
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no per-trial tables, liser prints its own lines
+
+
+def state_dir_for(name: str, root: str | Path = ".") -> Path:
+    """Where a study's Optuna journal, lock and Ray files live: ``mlflow/studies/NAME``."""
+    return Path(root).resolve() / "mlflow" / "studies" / name
+
+
+@contextmanager
+def study_lock(state_dir: Path, name: str) -> Iterator[None]:
+    """An exclusive lock on the study; the OS drops it when the holder dies, even by SIGKILL."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path = state_dir / "lock"
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise StudyError(f"study {name} is already running ({holder}); wait for it, or stop it and run the same command to resume") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
+        fh.flush()
+        try:
+            yield
+        finally:
+            fh.seek(0)
+            fh.truncate()
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def is_running(state_dir: Path) -> str | None:
+    """The lock holder's description if the study is running now, else None."""
+    path = state_dir / "lock"
+    if not path.exists():
+        return None
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            return fh.read().strip() or "running"
+        fcntl.flock(fh, fcntl.LOCK_UN)
+    return None
+
+
+# ------------------------------------------------------------------------- loading
+def prepare(study: Study, *, cache_dir: str | Path | None = None, progress: bool = True, where: str = "study") -> TrialContext:
+    """Load corpora, teachers and folds once; fail here, with the field to fix, not in a trial."""
+    from liser.data import load_corpus_data, load_teachers
+    from liser.folds import load_folds, make_folds
+    from liser.storage import sha1_file
+    from liser.teachers.outputs import TeacherFileError, find_teacher_files
+
+    distils = [study.resolve(p).distills for p in study.points()] if study.search is None else [True]
+    needs_unlabeled = any(distils)
+    try:
+        labeled = load_corpus_data(study.labeled, cache_dir, progress=progress)
+    except (ValueError, FileNotFoundError) as exc:
+        raise StudyError(f"{where}: labeled: {exc}") from exc
+    if not labeled.corpus.labeled:
+        raise StudyError(f"{where}: labeled: {study.labeled} has no labels; give it as unlabeled")
+    unlabeled = None
+    teachers: dict = {}
+    teacher_keys: dict[str, dict[str, str]] = {}
+    if needs_unlabeled:
+        if not study.unlabeled or not study.teachers:
+            raise StudyError(f"{where}: some trials distil, so the study needs unlabeled: NAME:PATH and teachers: FOLDER (from `liser teacher cache`)")
+        try:
+            unlabeled = load_corpus_data(study.unlabeled, cache_dir, progress=progress)
+            files: dict = {}
+            for kind, path in study.teacher_paths().items():
+                files.update(find_teacher_files(path, kind or None))
+            teachers = load_teachers(files, labeled.corpus.classes)
+        except (ValueError, FileNotFoundError, TeacherFileError) as exc:
+            raise StudyError(f"{where}: {exc}") from exc
+        teacher_keys = {kind: {("all" if f is None else str(f)): sha1_file(p)[:12] for f, p in by_fold.items()} for kind, by_fold in files.items()}
+    speakers = labeled.table["speaker"].unique()
+    try:
+        if study.folds.file:
+            folds = load_folds(study.folds.file, speakers)
+        else:
+            m = labeled.corpus.manifest
+            strata = dict(zip(m["speaker"], m["gender"])) if "gender" in m else None
+            folds = make_folds(speakers, study.folds.n, study.folds.seed, strata)
+    except (ValueError, FileNotFoundError) as exc:
+        raise StudyError(f"{where}: folds: {exc}") from exc
+    bad = [k for k in study.fold_indices(len(folds)) if not 0 <= k < len(folds)]
+    if bad:
+        raise StudyError(f"{where}: folds.use: fold(s) {bad} do not exist; folds are 0..{len(folds) - 1}")
+    tags = {
+        tracking.TAG + "study": study.name,
+        tracking.TAG + "git_commit": tracking.git_commit(),
+        tracking.TAG + "version": __version__,
+        tracking.TAG + "labeled_manifest": labeled.corpus.manifest_hash(),
+        tracking.TAG + "unlabeled_manifest": unlabeled.corpus.manifest_hash() if unlabeled is not None else "",
+        tracking.TAG + "teachers": ",".join(f"{k}:{f}={h}" for k, by in teacher_keys.items() for f, h in sorted(by.items())),
+    }
+    return TrialContext(study, labeled, unlabeled, teachers, folds, "", "", tags, teacher_keys)
+
+
+# ------------------------------------------------------------------------- running
+def _trainable(config: dict, ctx: TrialContext) -> None:
+    """The Ray Tune function trainable: one trial in a worker process."""
+    import torch
+    from ray import tune
+
+    torch.set_num_threads(max(1, math.floor(ctx.study.resources.cpu)))
+    run_trial(ctx, config["params"], config["trial_number"], tune.report)
+
+
+def _join_with_token() -> None:
+    """`ray start` turns on token authentication and writes ~/.ray/auth_token, but a driver
+    joining a cluster only sends the token when ``RAY_AUTH_MODE=token``, read when Ray loads."""
+    token = Path(os.environ.get("RAY_AUTH_TOKEN_PATH", Path.home() / ".ray" / "auth_token"))
+    if "RAY_AUTH_MODE" not in os.environ and (token.exists() or os.environ.get("RAY_AUTH_TOKEN")):
+        os.environ["RAY_AUTH_MODE"] = "token"
+
+
+def _init_ray(address: str | None, cpus: int | None) -> bool:
+    """Start a local Ray (or join ``address``); False when this process already has one."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    kwargs: dict[str, Any] = {"log_to_driver": False, "configure_logging": True, "logging_level": "warning"}
+    if address:
+        try:
+            ray.init(address=address, **kwargs)
+        except (ConnectionError, RuntimeError) as exc:
+            raise StudyError(f"--address {address}: cannot join the Ray cluster ({str(exc).splitlines()[0]}); is `ray start --head` running there?") from exc
+    else:
+        ray.init(num_cpus=cpus or os.cpu_count(), include_dashboard=False, **kwargs)
+    return True
+
+
+@dataclass
+class RunSummary:
+    study: str
+    experiment_id: str
+    tracking_uri: str
+    plan: search.Plan
+    reconciled: dict[str, int]
+    trials: list[dict]
+    seconds: float
+
+    def best(self) -> dict | None:
+        done = [t for t in self.trials if t["state"] == "COMPLETE" and t["val_uar"] is not None]
+        return max(done, key=lambda t: t["val_uar"]) if done else None
+
+
+def run_study(
+    study: Study,
+    *,
+    tracking_uri: str | None = None,
+    address: str | None = None,
+    root: str | Path = ".",
+    cache_dir: str | Path | None = None,
+    retry_failed: bool = False,
+    cpus: int | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    where: str = "study",
+) -> RunSummary:
+    """Run (or resume) a study to the end of its budget; return what the records hold."""
+    started = time.time()
+    if address:
+        _join_with_token()  # before anything imports ray
+    state = state_dir_for(study.name, root)
+    uri, artifact_root = tracking.resolve_tracking_uri(tracking_uri, root)
+    with study_lock(state, study.name):
+        ctx = prepare(study, cache_dir=cache_dir, progress=progress, where=where)
+        exp_tags = {tracking.TAG + "study": study.name, tracking.TAG + "kind": study.kind, tracking.TAG + "spec_hash": study.spec_hash(), "mlflow.note.content": study.description}
+        ctx.experiment_id = tracking.setup_experiment(uri, artifact_root, study.name, exp_tags)
+        ctx.tracking_uri = uri
+        reconciled = tracking.reconcile_runs(uri, ctx.experiment_id)
+        ostudy = search.open_study(study, state)
+        plan = search.reconcile(ostudy, study, retry_failed=retry_failed)
+        if reconciled["folds_killed"] or plan.interrupted:
+            log(f"resuming {study.name}: {plan.interrupted} interrupted trial(s) re-queued, {reconciled['folds_killed']} interrupted fold run(s) marked KILLED")
+        log(f"{study.name}: {plan.finished} trial(s) finished earlier, {plan.failed} failed, {plan.to_run} to run; MLflow experiment {ctx.experiment_id} at {uri}")
+        if plan.to_run:
+            try:
+                _tune(study, ctx, ostudy, plan.to_run, state, address, cpus, progress, log)
+            finally:  # interrupted or not: nothing may stay RUNNING
+                tracking.reconcile_runs(uri, ctx.experiment_id)
+                search.reconcile(ostudy, study)
+        trials = search.trial_table(ostudy)
+    summary = RunSummary(study.name, ctx.experiment_id, uri, plan, reconciled, trials, time.time() - started)
+    best = summary.best()
+    if best:
+        log(f"best so far: trial {best['trial']} {best['params']} val UAR {best['val_uar']:.3f}")
+    return summary
+
+
+def _tune(study: Study, ctx: TrialContext, ostudy, n_trials: int, state: Path, address: str | None, cpus: int | None, progress: bool, log) -> None:
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    from liser.studies.progress import TrialProgress
+
+    started_ray = _init_ray(address, cpus)
+    try:
+        resources = {"cpu": study.resources.cpu, "gpu": study.resources.gpu}
+        trainable = tune.with_resources(tune.with_parameters(_trainable, ctx=ctx), resources)
+        scheduler = None
+        n_folds = len(study.fold_indices(len(ctx.folds))) * len(study.seeds)
+        if study.search is not None and study.search.pruning is not None and n_folds > study.search.pruning.after_folds:
+            scheduler = ASHAScheduler(
+                metric=search.RUNNING_OBJECTIVE, mode="max", time_attr="folds_done", max_t=n_folds,
+                grace_period=study.search.pruning.after_folds, reduction_factor=study.search.pruning.reduction_factor,
+            )
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(search_alg=search.make_searcher(ostudy, study), scheduler=scheduler, num_samples=n_trials, max_concurrent_trials=study.max_concurrent),
+            run_config=tune.RunConfig(
+                name=f"{study.name}-{time.strftime('%Y%m%d-%H%M%S')}",
+                storage_path=str(state / "ray"),
+                failure_config=tune.FailureConfig(max_failures=study.max_failures),
+                callbacks=[TrialProgress(n_trials, progress, log)],
+                verbose=0,
+            ),
+        )
+        tuner.fit()
+    finally:
+        if started_ray:
+            import ray
+
+            ray.shutdown()

@@ -1,0 +1,284 @@
+"""Study files (``studies/*.yaml``): what a study trains, searches and logs, as validated data.
+
+A study is a set of *trials*. Each trial is one resolved :class:`~liser.configs.TrainConfig`
+trained on every chosen fold for every seed. The trials come either from
+``configurations`` crossed with a ``grid`` (each point is one trial, e.g. Table 2's five
+settings or the λ grid), or from a ``search`` space that Optuna samples a budget of
+trials from. Validation happens on load, so a typo fails before Ray starts, with the
+field and the allowed values in the message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from liser.configs import PRESETS, ConfigError, TrainConfig, make_config
+
+TRAIN_FIELDS = tuple(TrainConfig.model_fields)
+SEARCHABLE = tuple(f for f in TRAIN_FIELDS if f not in ("name", "seed"))
+
+
+class StudyError(ValueError):
+    """A study file that cannot be run; the message names the file, the field and the fix."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FoldsSpec(_Strict):
+    n: int = Field(5, ge=3, description="speaker-independent folds (paper: 5)")
+    seed: int = Field(0, description="seed that deals speakers into folds")
+    use: Literal["all"] | list[int] = Field("all", description="which folds each trial trains: 'all' or a list")
+    file: str | None = Field(None, description="a fold file from `liser data folds` (overrides n and seed)")
+
+
+class Dimension(_Strict):
+    """One searched knob: a float/int range (optionally log-scaled) or a list of choices."""
+
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    int: bool = False
+    choices: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> "Dimension":
+        if self.choices is not None:
+            if self.low is not None or self.high is not None:
+                raise ValueError("give either choices or low/high, not both")
+            if not self.choices:
+                raise ValueError("choices must not be empty")
+        elif self.low is None or self.high is None or not self.low < self.high:
+            raise ValueError("a range needs low < high (or give choices: [...])")
+        elif self.log and self.low <= 0:
+            raise ValueError("a log range needs low > 0")
+        return self
+
+
+class PruningSpec(_Strict):
+    after_folds: int = Field(2, ge=1, description="folds a trial always finishes before it may be stopped")
+    reduction_factor: int = Field(2, ge=2, description="ASHA: keep the best 1/reduction_factor at each rung")
+
+
+class SearchSpec(_Strict):
+    space: dict[str, Dimension]
+    sampler: Literal["tpe", "random"] = "tpe"
+    trials: int = Field(20, ge=1, description="budget: trials to finish, counted over every run of the study")
+    seed: int = 0
+    pruning: PruningSpec | None = Field(None, description="stop weak trials after a few folds (running mean of val UAR)")
+
+    @field_validator("space")
+    @classmethod
+    def _known(cls, space: dict[str, Dimension]) -> dict[str, Dimension]:
+        bad = sorted(set(space) - set(SEARCHABLE))
+        if bad:
+            raise ValueError(f"unknown knob(s) {bad}; searchable: {list(SEARCHABLE)}")
+        if not space:
+            raise ValueError("the search space is empty")
+        return space
+
+
+class Resources(_Strict):
+    cpu: float = Field(1.0, gt=0, description="CPUs per trial (fractions allowed)")
+    gpu: float = Field(0.0, ge=0, description="GPUs per trial, e.g. 0.25 to share one GPU by four trials")
+
+
+class Study(_Strict):
+    name: str = Field(description="the MLflow experiment and Optuna study name")
+    description: str = ""
+    labeled: str = Field(description="labeled corpus, NAME:PATH (ravdess, cremad)")
+    unlabeled: str | None = Field(None, description="unlabeled audio-visual corpus, NAME:PATH (avclips)")
+    teachers: str | dict[Literal["speech", "video"], str] | None = Field(
+        None, description="teacher outputs: a folder from `liser teacher cache`, or {speech: PATH, video: PATH}"
+    )
+    folds: FoldsSpec = FoldsSpec()
+    fixed: dict[str, Any] = Field(default_factory=dict, description="TrainConfig fields set for every trial")
+    configurations: list[str] = Field(default_factory=lambda: ["no-dstl"], description="named configurations (or YAML files)")
+    grid: dict[str, list[Any]] = Field(default_factory=dict, description="knob -> values, crossed with the configurations")
+    search: SearchSpec | None = None
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    resources: Resources = Resources()
+    max_concurrent: int = Field(2, ge=1, description="trials running at once")
+    max_failures: int = Field(1, ge=0, description="Ray retries of a trial whose worker crashed")
+    device: str = Field("auto", description="auto, cpu or cuda")
+    subset: list[int] | None = Field(None, description="run only these points (indices into configurations x grid)")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+            raise ValueError("use letters, digits, '-', '_' and '.' (it names folders and the MLflow experiment)")
+        return name
+
+    @field_validator("fixed")
+    @classmethod
+    def _fixed(cls, fixed: dict[str, Any]) -> dict[str, Any]:
+        bad = sorted(set(fixed) - set(SEARCHABLE))
+        if bad:
+            raise ValueError(f"unknown setting(s) {bad}; allowed: {list(SEARCHABLE)}")
+        return fixed
+
+    @field_validator("grid")
+    @classmethod
+    def _grid(cls, grid: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        bad = sorted(set(grid) - set(SEARCHABLE))
+        if bad:
+            raise ValueError(f"unknown knob(s) {bad}; allowed: {list(SEARCHABLE)}")
+        empty = [k for k, v in grid.items() if not v]
+        if empty:
+            raise ValueError(f"grid knob(s) {empty} have no values")
+        return grid
+
+    @field_validator("configurations")
+    @classmethod
+    def _configurations(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if name not in PRESETS and not name.endswith((".yaml", ".yml")):
+                raise ValueError(f"unknown configuration {name!r}; named ones: {sorted(PRESETS)} (or a .yaml file)")
+        if len(set(names)) != len(names):
+            raise ValueError("a configuration is listed twice")
+        return names
+
+    @model_validator(mode="after")
+    def _one_mode(self) -> "Study":
+        if self.search is not None:
+            if self.grid:
+                raise ValueError("give a grid or a search, not both")
+            if len(self.configurations) != 1:
+                raise ValueError("a search starts from one base configuration: configurations: [NAME]")
+            both = sorted(set(self.search.space) & set(self.fixed))
+            if both:
+                raise ValueError(f"{both} are both searched and fixed")
+        return self
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def kind(self) -> str:
+        return "search" if self.search is not None else "points"
+
+    def points(self) -> list[dict[str, Any]]:
+        """Every trial's parameters of a configurations × grid study, in file order."""
+        keys = list(self.grid)
+        points = [{"config": c, **dict(zip(keys, values))} for c in self.configurations for values in itertools.product(*self.grid.values())]
+        if self.subset is not None:
+            bad = [i for i in self.subset if not 0 <= i < len(points)]
+            if bad:
+                raise StudyError(f"subset: point(s) {bad} do not exist; this study has points 0..{len(points) - 1}")
+            points = [points[i] for i in self.subset]
+        return points
+
+    def resolve(self, params: dict[str, Any]) -> TrainConfig:
+        """The TrainConfig of one trial: the configuration, then ``fixed``, then the trial's own knobs."""
+        params = dict(params)
+        base = params.pop("config", self.configurations[0])
+        return make_config(base, **{**self.fixed, **params})
+
+    def fold_indices(self, n_folds: int) -> list[int]:
+        return list(range(n_folds)) if self.folds.use == "all" else list(self.folds.use)
+
+    def teacher_paths(self) -> dict[str, str]:
+        """``{"": folder}`` for one teacher folder, else ``{kind: path}``."""
+        if self.teachers is None:
+            return {}
+        return {"": self.teachers} if isinstance(self.teachers, str) else dict(self.teachers)
+
+    def spec_hash(self) -> str:
+        return hashlib.sha1(json.dumps(self.model_dump(), sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def trial_key(cfg: TrainConfig, folds: list[int], seeds: list[int]) -> str:
+    """What identifies a trial's work: its resolved settings, folds and seeds (not its name)."""
+    settings = cfg.model_dump(exclude={"name", "seed"})
+    return hashlib.sha1(json.dumps({"cfg": settings, "folds": folds, "seeds": seeds}, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _format_error(path: Path, err: ValidationError) -> str:
+    lines = [f"{path}: not a valid study file"]
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = f"unknown field; allowed here: {sorted(_allowed_at(e['loc']))}"
+        elif e["type"] == "literal_error":
+            msg = f"{msg} (got {e['input']!r})"
+        lines.append(f"  {where}: {msg}")
+    return "\n".join(lines)
+
+
+def _allowed_at(loc: tuple) -> list[str]:
+    model: type[BaseModel] = Study
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        ann = getattr(field, "annotation", None)
+        inner = [a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type) and issubclass(a, BaseModel)]
+        if not inner:
+            break
+        model = inner[0]
+    return list(model.model_fields)
+
+
+def load_study(path: str | Path, **overrides: Any) -> Study:
+    """Read and validate a study file; ``overrides`` replace top-level fields (CLI flags)."""
+    path = Path(path)
+    if not path.exists():
+        raise StudyError(f"{path}: no such study file (shipped studies are in studies/)")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise StudyError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise StudyError(f"{path}: a study file is a mapping of fields (name, labeled, configurations, ...)")
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        study = Study.model_validate(data)
+    except ValidationError as exc:
+        raise StudyError(_format_error(path, exc)) from exc
+    check_trials(study, path)
+    return study
+
+
+def check_trials(study: Study, where: str | Path) -> None:
+    """Resolve every configuration (and a search's range ends) now, so bad settings fail before Ray starts."""
+    probes = study.points() if study.search is None else []
+    if study.search is not None:
+        ends = {k: (d.choices if d.choices is not None else [d.low, d.high]) for k, d in study.search.space.items()}
+        probes = [{"config": study.configurations[0], **{k: v[0] for k, v in ends.items()}}, {"config": study.configurations[0], **{k: v[-1] for k, v in ends.items()}}]
+    for params in probes:
+        try:
+            study.resolve(params)
+        except ConfigError as exc:
+            raise StudyError(f"{where}: trial {params} is not a valid configuration: {exc}") from exc
+
+
+def smoke(study: Study, *, max_trials: int = 2, folds: int = 1) -> Study:
+    """The same study shrunk to a check: 1 epoch, ``folds`` fold(s), at most ``max_trials`` trials,
+    at most one CPU per trial so the trials run side by side even on a laptop.
+
+    A points study keeps its first and last points, so both ends of the file are exercised.
+    """
+    fixed = {**study.fixed, "epochs": 1}
+    if "pretrain_epochs" in fixed:
+        fixed["pretrain_epochs"] = 1
+    update: dict[str, Any] = {
+        "name": f"{study.name}-smoke",
+        "fixed": fixed,
+        "folds": study.folds.model_copy(update={"use": list(range(folds))}),
+        "seeds": study.seeds[:1],
+        "resources": study.resources.model_copy(update={"cpu": min(study.resources.cpu, 1.0)}),
+        "max_concurrent": max_trials,
+    }
+    if study.search is not None:
+        update["search"] = study.search.model_copy(update={"trials": min(max_trials, study.search.trials)})
+    else:
+        idx = study.subset if study.subset is not None else list(range(len(study.points())))
+        update["subset"] = sorted({idx[0], idx[-1]})[:max_trials]
+    return study.model_copy(update=update)

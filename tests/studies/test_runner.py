@@ -1,0 +1,205 @@
+"""Real studies: a local Ray runs the trials, a real MLflow store (or server) holds every fold.
+
+The assertions read what MLflow holds: the run tree, metrics, artifacts and tags.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+import torch
+
+from liser.studies import tracking
+from liser.studies.runner import run_study, state_dir_for
+from liser.studies.spec import load_study
+from liser.train import load_student
+
+pytestmark = pytest.mark.xdist_group("ray")
+
+
+def runs_of(uri, name, view_all=False):
+    from mlflow.entities import ViewType
+
+    c = tracking.client(uri)
+    exp = c.get_experiment_by_name(name)
+    return c, c.search_runs([exp.experiment_id], run_view_type=ViewType.ALL if view_all else ViewType.ACTIVE_ONLY, max_results=1000)
+
+
+def test_four_parallel_trials_log_the_full_run_tree(tmp_path, write_study, local_ray):
+    path = write_study(
+        tmp_path / "four.yaml", name="four", configurations=["no-dstl", "vid-dstl", "sp-dstl", "conf-vid-sp-dstl"],
+        resources={"cpu": 0.5}, max_concurrent=4,
+    )
+    summary = run_study(load_study(path), root=tmp_path, progress=False, log=lambda _: None)
+    assert [t["state"] for t in summary.trials] == ["COMPLETE"] * 4
+    c, runs = runs_of(summary.tracking_uri, "four")
+    parents = [r for r in runs if r.data.tags["liser.role"] == "trial"]
+    children = [r for r in runs if r.data.tags["liser.role"] == "fold"]
+    assert len(parents) == 4 and len(children) == 8
+    assert all(r.info.status == "FINISHED" for r in runs)
+    by_parent = {p.info.run_id: sorted(int(ch.data.tags["liser.fold"]) for ch in children if ch.data.tags["mlflow.parentRunId"] == p.info.run_id) for p in parents}
+    assert all(folds == [0, 1] for folds in by_parent.values())
+    assert {p.data.tags["liser.config"] for p in parents} == {"no-dstl", "vid-dstl", "sp-dstl", "conf-vid-sp-dstl"}
+
+    # trials really ran side by side (known reports show Optuna + Tune running one at a time)
+    spans = sorted((p.info.start_time, p.info.end_time) for p in parents)
+    assert any(b[0] < a[1] for a, b in zip(spans, spans[1:])), spans
+
+    for p in parents:  # summary = mean and std over the fold runs
+        mine = [ch for ch in children if ch.data.tags["mlflow.parentRunId"] == p.info.run_id]
+        tests = [ch.data.metrics["test_uar"] for ch in mine]
+        assert p.data.metrics["test_uar_mean"] == pytest.approx(sum(tests) / 2)
+        assert p.data.metrics["val_uar_mean"] == pytest.approx(sum(ch.data.metrics["val_uar"] for ch in mine) / 2)
+        assert p.data.params["lambda_vd"] in ("0.0", "1.0")
+    trial_values = {t["run_id"]: t["val_uar"] for t in summary.trials}
+    assert all(trial_values[p.info.run_id] == pytest.approx(p.data.metrics["val_uar_mean"]) for p in parents)
+
+    for ch in children:
+        tags = ch.data.tags
+        for key in ("liser.study", "liser.trial", "liser.fold", "liser.seed", "liser.git_commit", "liser.labeled_manifest", "liser.version"):
+            assert tags[key], key
+        distils = tags["liser.config"] != "no-dstl"
+        assert bool(tags.get("liser.teachers")) and (not distils or tags["liser.teacher.speech"])
+        for key in ("loss", "loss_sup", "epoch_val_uar", "epoch_val_war"):
+            assert len(c.get_metric_history(ch.info.run_id, key)) == 1
+        assert {"val_uar", "val_war", "test_uar", "test_war"} <= set(ch.data.metrics)
+    ch = children[0]
+    names = {a.path for a in c.list_artifacts(ch.info.run_id)}
+    assert {"confusion_matrix.png", "confusion_matrix.json", "fold.json", "config.yaml", "checkpoint"} <= names
+    local = c.download_artifacts(ch.info.run_id, "checkpoint/student.pt", str(tmp_path))
+    model, record = load_student(local)
+    assert record["fold"] == int(ch.data.tags["liser.fold"]) and sum(p.numel() for p in model.parameters()) == 105_143
+    table = json.loads(open(c.download_artifacts(ch.info.run_id, "confusion_matrix.json", str(tmp_path))).read())
+    assert sum(row[-1] for row in table["data"]) == ch.data.metrics["n_test"]
+
+    again = run_study(load_study(path), root=tmp_path, progress=False, log=lambda _: None)  # nothing owed: nothing re-run
+    assert again.plan.to_run == 0 and len(runs_of(summary.tracking_uri, "four")[1]) == 12
+
+
+def cli(*args):
+    return [sys.executable, "-m", "liser.cli", *map(str, args)]
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_sigkill_and_resume(tmp_path, write_study):
+    """Kill the real `liser study run` process mid-study; the same command finishes it without duplicates."""
+    path = write_study(tmp_path / "kill.yaml", name="kill", configurations=["no-dstl", "vid-dstl", "sp-dstl"],
+                       fixed={"epochs": 3}, resources={"cpu": 1}, max_concurrent=2)
+    uri, _ = tracking.resolve_tracking_uri(None, tmp_path)
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    proc = subprocess.Popen(cli("study", "run", path, "-q"), cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    def some_fold_finished():
+        try:
+            return any(r.data.tags.get("liser.role") == "fold" and r.info.status == "FINISHED" for r in runs_of(uri, "kill")[1])
+        except Exception:
+            return False
+
+    wait_for(some_fold_finished, 300, "a finished fold run")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    _, runs = runs_of(uri, "kill")
+    assert any(r.info.status == "RUNNING" for r in runs)  # killed mid-study, not after it
+    finished_before = {r.info.run_id for r in runs if r.info.status == "FINISHED" and r.data.tags["liser.role"] == "fold"}
+    open_parents = {r.info.run_id for r in runs if r.data.tags["liser.role"] == "trial" and r.info.status != "FINISHED"}
+    to_reuse = sum(r.data.tags["mlflow.parentRunId"] in open_parents for r in runs if r.info.run_id in finished_before)
+
+    done = subprocess.run(cli("study", "run", path, "-q"), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "resuming kill" in done.stdout
+    c, runs = runs_of(uri, "kill")
+    parents = [r for r in runs if r.data.tags["liser.role"] == "trial"]
+    children = [r for r in runs if r.data.tags["liser.role"] == "fold"]
+    assert len(parents) == 3 and len(children) == 6  # no duplicated run
+    assert all(r.info.status == "FINISHED" for r in runs)  # nothing RUNNING forever
+    assert finished_before <= {r.info.run_id for r in children}  # finished folds were kept, not re-run
+    assert sum(p.data.metrics["reused_fold_runs"] for p in parents) == to_reuse
+    keys = [(r.data.tags["mlflow.parentRunId"], r.data.tags["liser.fold"]) for r in children]
+    assert len(set(keys)) == 6
+    _, every = runs_of(uri, "kill", view_all=True)  # interrupted fold runs: KILLED and deleted
+    interrupted = [r for r in every if r.info.lifecycle_stage == "deleted"]
+    assert interrupted and all(r.info.status == "KILLED" for r in interrupted)
+
+    import optuna
+
+    from liser.studies.search import storage
+
+    ostudy = optuna.load_study(study_name="kill", storage=storage(state_dir_for("kill", tmp_path)))
+    states = [t.state.name for t in ostudy.trials]
+    assert states.count("COMPLETE") == 3 and "RUNNING" not in states and "WAITING" not in states
+    assert all(t.user_attrs.get("interrupted") for t in ostudy.trials if t.state.name == "FAIL")
+    status = subprocess.run(cli("study", "status", "kill"), cwd=tmp_path, capture_output=True, text=True)
+    assert "3 COMPLETE" in status.stdout and "best so far" in status.stdout
+
+
+def test_study_against_a_real_mlflow_server(tmp_path, write_study):
+    """A tracking server over HTTP; one trial diverges (NaN) and is recorded as failed while the study goes on."""
+    from liser.ui import start_server, stop_server, wait_ready
+
+    proc, url = start_server(f"sqlite:///{tmp_path / 'server.db'}", root=tmp_path)
+    try:
+        wait_ready(url, proc)
+        path = write_study(tmp_path / "srv.yaml", name="srv", configurations=["no-dstl"], grid={"lr": [1e-4, 1e12]}, resources={"cpu": 1})
+        done = subprocess.run(cli("study", "run", path, "--tracking-uri", url, "-q"), cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "FAILED: TrainingDiverged" in done.stdout + done.stderr
+
+        def api(endpoint, body):
+            req = urllib.request.Request(f"{url}/api/2.0/mlflow/{endpoint}", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+            return json.loads(urllib.request.urlopen(req, timeout=30).read())
+
+        exp = json.loads(urllib.request.urlopen(f"{url}/api/2.0/mlflow/experiments/get-by-name?experiment_name=srv").read())
+        runs = api("runs/search", {"experiment_ids": [exp["experiment"]["experiment_id"]], "max_results": 100})["runs"]
+        tags = [{t["key"]: t["value"] for t in r["data"].get("tags", [])} for r in runs]
+        parents = [(r, t) for r, t in zip(runs, tags) if t["liser.role"] == "trial"]
+        assert len(parents) == 2
+        status = {next(p["value"] for p in r["data"]["params"] if p["key"] == "lr"): (r["info"]["status"], t) for r, t in parents}
+        assert status["0.0001"][0] == "FINISHED"
+        assert status["1000000000000.0"][0] == "FAILED" and "nan" in status["1000000000000.0"][1]["liser.error"]
+        folds = [r for r, t in zip(runs, tags) if t["liser.role"] == "fold" and r["info"]["status"] == "FINISHED"]
+        assert len(folds) == 2 and all(any(m["key"] == "test_uar" for m in r["data"]["metrics"]) for r in folds)
+    finally:
+        stop_server(proc)
+    assert proc.returncode is not None
+
+
+def test_study_on_an_existing_ray_cluster(tmp_path, write_study):
+    """`ray start --head` on loopback, the study joins it with --address, `ray stop` ends it."""
+    import ray
+
+    from liser.ui import free_port
+
+    ray.shutdown()  # `ray stop` ends every Ray on this machine; a driver still attached would die with it
+    ray_bin = os.path.join(os.path.dirname(sys.executable), "ray")
+    port = free_port()
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    start = subprocess.run(
+        [ray_bin, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "2", "--include-dashboard", "false", "--disable-usage-stats"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert start.returncode == 0, start.stdout + start.stderr
+    try:
+        path = write_study(tmp_path / "clu.yaml", name="clu", configurations=["no-dstl", "vid-dstl"], resources={"cpu": 1})
+        done = subprocess.run(cli("study", "run", path, "--address", f"127.0.0.1:{port}", "-q"), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "2 COMPLETE" in done.stdout
+        _, runs = runs_of(tracking.resolve_tracking_uri(None, tmp_path)[0], "clu")
+        assert len(runs) == 6 and all(r.info.status == "FINISHED" for r in runs)
+    finally:
+        stop = subprocess.run([ray_bin, "stop"], env=env, capture_output=True, text=True, timeout=120)
+    assert stop.returncode == 0, stop.stdout + stop.stderr

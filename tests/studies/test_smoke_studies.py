@@ -1,0 +1,23 @@
+"""Every shipped study file runs end to end in its fast mode (1 epoch, 2 folds, ≤ 2 trials) on the synthetic corpus."""
+
+from pathlib import Path
+
+import pytest
+
+from liser.studies.runner import run_study
+from liser.studies.spec import load_study, smoke
+
+from conftest import corpus_fields
+
+STUDIES = sorted((Path(__file__).resolve().parents[2] / "studies").glob("*.yaml"))
+pytestmark = pytest.mark.xdist_group("ray")
+
+
+@pytest.mark.parametrize("path", STUDIES, ids=lambda p: p.stem)
+def test_shipped_study_smoke(path, synth_root, tmp_path, local_ray):
+    kind = load_study(path).labeled.split(":")[0]
+    study = smoke(load_study(path, **corpus_fields(synth_root, kind)))
+    summary = run_study(study, root=tmp_path, progress=False, log=lambda _: None)
+    assert summary.plan.to_run == len(summary.trials) >= 1
+    assert all(t["state"] == "COMPLETE" for t in summary.trials), summary.trials
+    assert all(0 <= t["val_uar"] <= 1 for t in summary.trials)

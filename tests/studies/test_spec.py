@@ -1,0 +1,107 @@
+"""Study files: every shipped file validates, and bad files fail with the field and the fix."""
+
+from pathlib import Path
+
+import pytest
+
+from liser.constants import LAMBDA_GRID
+from liser.studies.spec import StudyError, load_study, smoke, trial_key
+
+STUDIES = sorted((Path(__file__).resolve().parents[2] / "studies").glob("*.yaml"))
+
+
+def test_shipped_studies_exist():
+    names = {p.stem for p in STUDIES}
+    assert {"table2-ravdess", "table2-cremad", "table3-ablation", "labeled-fraction", "lambda-grid", "demo"} <= names
+    assert any(n.startswith("search-") for n in names)
+
+
+@pytest.mark.parametrize("path", STUDIES, ids=lambda p: p.stem)
+def test_shipped_study_loads_and_opens_with_its_command(path):
+    study = load_study(path)
+    assert path.read_text().startswith("#") and f"liser study run studies/{path.name}" in path.read_text().splitlines()[0] + path.read_text().splitlines()[1]
+    assert study.name == path.stem
+    if study.search is None:
+        for params in study.points():  # every trial resolves to a valid configuration
+            assert study.resolve(params).epochs >= 1
+
+
+def test_paper_studies_have_the_paper_trials():
+    root = STUDIES[0].parent
+    table2 = load_study(root / "table2-ravdess.yaml")
+    assert [p["config"] for p in table2.points()] == ["no-dstl", "vid-dstl", "sp-dstl", "vid-sp-dstl", "conf-vid-sp-dstl"]
+    grid = load_study(root / "lambda-grid.yaml")
+    points = grid.points()
+    assert len(points) == 25
+    assert {(p["lambda_sd"], p["lambda_vd"]) for p in points} == {(a, b) for a in LAMBDA_GRID for b in LAMBDA_GRID}
+    cfg = grid.resolve(points[3])
+    assert (cfg.lambda_sd, cfg.lambda_vd, cfg.epochs) == (points[3]["lambda_sd"], points[3]["lambda_vd"], 50)
+    fraction = load_study(root / "labeled-fraction.yaml")
+    assert fraction.labeled.startswith("cremad:") and len(fraction.points()) == 10
+    search = load_study(root / "search-ravdess.yaml")
+    space = search.search.space
+    assert space["lambda_sd"].log and (space["lambda_sd"].low, space["lambda_sd"].high) == (0.1, 10)
+    assert set(space) == {"lambda_sd", "lambda_vd", "distill_loss", "confidence", "labeled_fraction"}
+
+
+def write(tmp_path, text):
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    return path
+
+
+BASE = "name: s\nlabeled: ravdess:x\n"
+
+
+@pytest.mark.parametrize(
+    "extra, expected",
+    [
+        ("configurations: [no-such]\n", ["configurations", "no-such", "vid-sp-dstl"]),
+        ("colour: red\n", ["colour", "unknown field", "configurations"]),
+        ("grid: {lamda_sd: [1]}\n", ["grid", "lamda_sd", "lambda_sd"]),
+        ("fixed: {epochs: 0}\n", ["epochs"]),
+        ("search: {space: {lambda_sd: {low: 1, high: 0.1}}}\n", ["search.space.lambda_sd", "low < high"]),
+        ("search: {space: {lambda_sd: {low: 0.1, high: 1}}, sampler: cmaes}\n", ["search.sampler", "tpe", "cmaes"]),
+        ("resources: {gpu: -1}\n", ["resources.gpu"]),
+        ("folds: {n: 2}\n", ["folds.n"]),
+        ("configurations: [no-dstl]\ngrid: {schedule: [two-stage]}\n", ["two-stage", "lambda_sd"]),
+    ],
+)
+def test_bad_study_names_the_field(tmp_path, extra, expected):
+    with pytest.raises(StudyError) as err:
+        load_study(write(tmp_path, BASE + extra))
+    message = str(err.value)
+    assert str(tmp_path / "s.yaml") in message
+    for part in expected:
+        assert part in message, message
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(StudyError, match="no such study file"):
+        load_study(tmp_path / "nope.yaml")
+    with pytest.raises(StudyError, match="not valid YAML"):
+        load_study(write(tmp_path, "name: [unclosed\n"))
+
+
+def test_overrides_replace_fields(tmp_path):
+    study = load_study(write(tmp_path, BASE), labeled="cremad:/data/CREMA-D", unlabeled=None)
+    assert study.labeled == "cremad:/data/CREMA-D" and study.unlabeled is None
+
+
+def test_smoke_keeps_both_ends_and_one_epoch():
+    study = load_study(STUDIES[0].parent / "lambda-grid.yaml")
+    small = smoke(study)
+    points = small.points()
+    assert points == [study.points()[0], study.points()[-1]]
+    assert small.name == "lambda-grid-smoke" and small.folds.use == [0] and small.resources.cpu == 1
+    assert all(small.resolve(p).epochs == 1 for p in points)
+    search = smoke(load_study(STUDIES[0].parent / "search-ravdess.yaml"))
+    assert search.search.trials == 2
+
+
+def test_trial_key_ignores_name_but_not_settings():
+    study = load_study(STUDIES[0].parent / "table2-ravdess.yaml")
+    a = study.resolve({"config": "vid-dstl"})
+    b = study.resolve({"config": "no-dstl", "lambda_vd": 1.0})
+    assert a.name != b.name and trial_key(a, [0, 1], [0]) == trial_key(b, [0, 1], [0])
+    assert trial_key(a, [0, 1], [0]) != trial_key(a, [0], [0]) != trial_key(a, [0], [1])

@@ -1,0 +1,64 @@
+"""MLflow records of a trial in a real (sqlite) store: reopened parents, superseded folds, reconcile."""
+
+import numpy as np
+import pytest
+
+from liser.studies import tracking
+
+
+@pytest.fixture
+def store(tmp_path):
+    uri, artifacts = tracking.resolve_tracking_uri(f"sqlite:///{tmp_path / 'm.db'}")
+    exp = tracking.setup_experiment(uri, artifacts, "t", {"liser.study": "t"})
+    return uri, exp
+
+
+def test_default_store_is_under_mlflow(tmp_path):
+    uri, artifacts = tracking.resolve_tracking_uri(None, tmp_path)
+    assert uri == f"sqlite:///{tmp_path.resolve() / 'mlflow' / 'mlflow.db'}"
+    assert artifacts == tmp_path.resolve() / "mlflow" / "artifacts"
+
+
+def test_experiment_created_once(store):
+    uri, exp = store
+    assert tracking.setup_experiment(uri, None, "t", {"x": "1"}) == exp
+
+
+def fake_result(fold):
+    cm = np.eye(3, dtype=int) * 2
+    return {"fold": fold, "best_epoch": 1, "seconds": 1.0, "counts": {"train": 6, "val": 6, "test": 6},
+            "val": {"uar": 0.5, "war": 0.5, "confusion": cm.tolist()}, "test": {"uar": 1.0, "war": 1.0, "confusion": cm.tolist()}, "history": []}
+
+
+def test_trial_runs_are_reused_and_superseded(store, tmp_path):
+    uri, exp = store
+    t = tracking.TrialTracker(uri, exp, "k1", {"liser.study": "t", "liser.trial": "0"})
+    parent = t.open("000-no-dstl", {"config": "no-dstl"})
+    first = t.start_fold(0, 0, {})
+    t.log_epoch(first, 1, {"stage": "train", "loss": 1.0, "val_uar": 0.2})
+    t.log_epoch(first, 2, {"stage": "train", "loss": 0.5, "val_uar": 0.4})
+    ckpt = tmp_path / "student.pt"
+    ckpt.write_bytes(b"weights")
+    t.finish_fold(first, config={"name": "no-dstl"}, fold_record={"index": 0}, result=fake_result(0), classes=["a", "b", "c"], checkpoint=ckpt)
+    broken = t.start_fold(1, 0, {})  # killed before it finished
+    c = tracking.client(uri)
+    assert [m.value for m in c.get_metric_history(first, "epoch_val_uar")] == [0.2, 0.4]
+    assert c.get_run(first).data.metrics["val_uar"] == 0.5 and c.get_run(first).data.metrics["test_uar"] == 1.0
+    assert {a.path for a in c.list_artifacts(first)} >= {"confusion_matrix.png", "confusion_matrix.json", "fold.json", "config.yaml", "checkpoint"}
+
+    counts = tracking.reconcile_runs(uri, exp)
+    assert counts == {"trials_killed": 1, "folds_killed": 1}
+    assert c.get_run(broken).info.status == "KILLED" and c.get_run(broken).info.lifecycle_stage == "deleted"
+    assert c.get_run(parent).info.status == "KILLED"
+
+    again = tracking.TrialTracker(uri, exp, "k1", {"liser.study": "t", "liser.trial": "4"})
+    assert again.open("004-no-dstl", {"config": "no-dstl"}) == parent
+    assert c.get_run(parent).info.status == "RUNNING" and c.get_run(parent).data.tags["liser.trial"] == "4"
+    assert set(again.finished_folds()) == {(0, 0)}
+    retry = again.start_fold(1, 0, {})
+    again.fail_fold(retry, "boom")
+    third = again.start_fold(1, 0, {})  # the failed attempt is superseded, not duplicated
+    active = c.search_runs([exp], filter_string=f"tags.`mlflow.parentRunId` = '{parent}'")
+    assert sorted(r.info.run_id for r in active) == sorted([first, third])
+    again.finish({"val_uar_mean": 0.5})
+    assert c.get_run(parent).info.status == "FINISHED" and c.get_run(parent).data.metrics["val_uar_mean"] == 0.5
