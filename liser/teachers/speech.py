@@ -32,6 +32,7 @@ import time
 import warnings
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -268,26 +269,45 @@ def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
 
 
 # ---------------------------------------------------------------- the tiny-synth backbone
+# What the synthesizer varies per clip, as regression targets of the tiny-synth pretraining
+# (standardized over the pretraining set). The first five can be heard in any 0.5 s of
+# speech; the others are clip-level (relative to the speaker, or the utterance's end).
+PROSODY_TARGETS = (
+    "pitch",  # F0 level in semitones: speaker's F0 plus the clip's shift
+    "level_db",  # loudness: emotion plus recording gain
+    "brightness",  # spectral tilt: speaker plus clip
+    "log_jitter",
+    "log_rate",  # syllables per second
+    "pitch_shift",  # the clip's shift from the speaker's own F0
+    "log_range",  # pitch-accent size
+    "final_st",  # utterance-final fall or rise
+    "female",
+)
+
+
 @dataclass(frozen=True)
 class TinySynthRecipe:
     """How the offline backbone is built: a small HuBERT, supervised on synthetic speech.
 
-    It stands in for SSL pretraining: every weight is trained to classify emotion on
-    speakers drawn in their own seed namespace, never the labeled corpus's actors.
-    The conv feature extractor keeps HuBERT's strides (total 320: 50 frames/s at 16 kHz).
+    It stands in for SSL pretraining: every weight is trained on speakers drawn in their own
+    seed namespace, never the labeled corpus's actors, to classify each crop's emotion and to
+    regress the prosody the synthesizer gave it (:data:`PROSODY_TARGETS`): the cues emotion is
+    made of here, so the network learns to hear pitch, loudness and tilt, not only 8 labels.
+    The conv feature extractor is HuBERT's (strides total 320: 50 frames/s at 16 kHz).
     """
 
-    hidden_size: int = 64
+    hidden_size: int = 128
     layers: int = 2
-    heads: int = 2
-    intermediate_size: int = 128
+    heads: int = 4
+    intermediate_size: int = 256
     conv_channels: int = 32
-    speakers: int = 16
-    clips_per_speaker: int = 16  # half acted statements, half conversational talk
-    epochs: int = 12
+    speakers: int = 64
+    clips_per_speaker: int = 8  # half acted statements, half conversational pseudo-words
+    steps: int = 1500
     batch_size: int = 16
-    lr: float = 3e-3
-    crop_seconds: tuple[float, ...] = (0.5, 1.0, 2.0)  # one length per batch, so 0.5 s segments are seen too
+    lr: float = 1e-3
+    crop_seconds: tuple[float, ...] = (0.5,)  # the teacher's segment length; one length per batch
+    prosody_weight: float = 1.0  # of the prosody regression, next to the emotion cross-entropy
     seed: int = 0
 
     def hubert_config(self) -> HubertConfig:
@@ -310,7 +330,7 @@ class TinySynthRecipe:
             final_dropout=0.0,
             layerdrop=0.0,
             mask_time_prob=0.0,
-            num_labels=len(RAVDESS_EMOTIONS),
+            num_labels=len(RAVDESS_EMOTIONS) + len(PROSODY_TARGETS),  # the pretraining head; dropped when saved
         )
 
     def key(self) -> str:
@@ -318,7 +338,7 @@ class TinySynthRecipe:
         return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
-_TINY_SYNTH_VERSION = 1  # bump when the build below changes what it produces
+_TINY_SYNTH_VERSION = 2  # bump when the build below changes what it produces
 DEFAULT_TINY_SYNTH = TinySynthRecipe()  # what the "tiny-synth" keyword builds
 TINY_SYNTH_BUILDS = 0  # builds done by this process (tests check that a cached backbone is reused)
 
@@ -357,52 +377,98 @@ def tiny_synth_backbone(recipe: TinySynthRecipe | None = None, *, cache_dir: str
     return final
 
 
-def _pretraining_set(recipe: TinySynthRecipe) -> tuple[list[np.ndarray], np.ndarray]:
-    """Synthetic clips of speakers drawn in the 999 namespace, balanced over the 8 emotions."""
-    from liser.synth.speech import acted_clip, conversational_clip, draw_speaker  # only the tiny build needs them
+def _pretraining_clip(speaker, emotion: str, acted: bool, rng: np.random.Generator) -> tuple[np.ndarray, float, list[float]]:
+    """One pretraining clip, the gain its speech was scaled by (≈ its voiced RMS) and its :data:`PROSODY_TARGETS`.
 
-    waves, labels = [], []
+    A RAVDESS statement (normal or strong intensity, as the corpus's actors say them) or a
+    phrase of pseudo-words (any strength, as in conversation), between short stretches of
+    room noise, built from the synthesizer's parts so that the prosody drawn is known.
+    """
+    from liser.synth.speech import (  # only the tiny build needs them
+        MIN_RATE, STATEMENTS, STRONG, _soft_limit, emotion_prosody, loudness_gain, noise_floor, random_phrase, render_phrase,
+    )
+
+    strength = (STRONG if rng.random() < 0.5 else 1.0) if acted else float(rng.uniform(0.6, 1.4))
+    prosody = emotion_prosody(emotion, strength, rng)
+    words = STATEMENTS[1 + int(rng.integers(2))] if acted else random_phrase(rng, int(rng.integers(4, 13)))
+    gain_db = float(rng.uniform(-6, 6))
+    gain = loudness_gain(prosody, gain_db)
+    speech = render_phrase(words, speaker, prosody, rng, SAMPLE_RATE).wave * gain
+    lead, tail = (round(rng.uniform(0.1, 0.6) * SAMPLE_RATE) for _ in range(2))
+    wave = noise_floor(rng, lead + len(speech) + tail, rng.uniform(-66, -42))
+    wave[lead : lead + len(speech)] += speech
+    targets = [
+        12 * math.log2(speaker.f0_hz) + prosody.pitch_st,
+        prosody.energy_db + gain_db,
+        prosody.brightness + speaker.brightness,
+        math.log(speaker.jitter * prosody.jitter_scale),
+        math.log(max(speaker.rate * prosody.rate_scale, MIN_RATE)),
+        prosody.pitch_st,
+        math.log(prosody.range_scale),
+        prosody.final_st,
+        float(speaker.female),
+    ]
+    return np.asarray(_soft_limit(wave), np.float32), gain, targets
+
+
+def _pretraining_set(recipe: TinySynthRecipe) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
+    """Clips of speakers drawn in the 999 namespace, balanced over the 8 emotions:
+    (waves, emotion labels, speech gain per clip, standardized prosody targets [N, 9])."""
+    from liser.synth.speech import draw_speaker
+
+    waves, labels, loudness, targets = [], [], [], []
     for i in range(recipe.speakers):
         speaker = draw_speaker(np.random.default_rng([recipe.seed, 999, i]), female=i % 2 == 0)
         for j in range(recipe.clips_per_speaker):
-            k = j % len(RAVDESS_EMOTIONS)
+            k = (i + j) % len(RAVDESS_EMOTIONS)  # each speaker starts at another emotion: all 8 even with 8 clips
             rng = np.random.default_rng([recipe.seed, 998, i, j])
-            if (j // len(RAVDESS_EMOTIONS)) % 2 == 0:
-                wave = acted_clip(speaker, RAVDESS_EMOTIONS[k], bool(rng.random() < 0.5), 1 + j % 2, rng, SAMPLE_RATE)
-            else:
-                wave = conversational_clip(speaker, RAVDESS_EMOTIONS[k], 3 * SAMPLE_RATE, rng, SAMPLE_RATE).wave
-            waves.append(np.asarray(wave, np.float32))
+            wave, gain, prosody = _pretraining_clip(speaker, RAVDESS_EMOTIONS[k], j % 2 == 0, rng)
+            waves.append(wave)
             labels.append(k)
-    return waves, np.asarray(labels)
+            loudness.append(gain)
+            targets.append(prosody)
+    t = np.asarray(targets)
+    t = (t - t.mean(0)) / np.maximum(t.std(0), 1e-6)
+    return waves, np.asarray(labels), np.asarray(loudness, np.float32), t.astype(np.float32)
+
+
+def _emotion_and_prosody_loss(
+    logits: torch.Tensor, labels: torch.Tensor, prosody: torch.Tensor, heard: torch.Tensor, weight: float
+) -> torch.Tensor:
+    """Cross-entropy on the emotion logits plus ``weight`` x the mean squared error of the
+    prosody outputs, the latter over crops that are mostly speech (room noise has no prosody)."""
+    k = len(RAVDESS_EMOTIONS)
+    error = ((logits[:, k:] - prosody) ** 2).mean(1)
+    return torch.nn.functional.cross_entropy(logits[:, :k], labels) + weight * (error * heard).sum() / heard.sum().clamp(min=1)
 
 
 def _pretrain_tiny(recipe: TinySynthRecipe, out: Path, progress: bool) -> dict:
-    """Train every weight of a fresh tiny HuBERT on emotion, then save its backbone (no head)."""
+    """Train every weight of a fresh tiny HuBERT on emotion and prosody, then save its backbone (no head)."""
     started = time.perf_counter()
-    waves, labels = _pretraining_set(recipe)
+    waves, labels, loudness, prosody = _pretraining_set(recipe)
+    data_seconds = time.perf_counter() - started
     torch.manual_seed(recipe.seed)
     model = HubertForSequenceClassification(recipe.hubert_config())
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=0.01)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=recipe.lr, total_steps=recipe.steps, pct_start=0.15)
     rng = np.random.default_rng([recipe.seed, 997])
-    steps = recipe.epochs * math.ceil(len(waves) / recipe.batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=recipe.lr, total_steps=steps, pct_start=0.15)
-    bar = tqdm(total=recipe.epochs * len(waves), desc=f"building {TINY_SYNTH} backbone", unit="clip", disable=not progress)
+    k = len(RAVDESS_EMOTIONS)
+    tail = max(recipe.steps // 10, 1)  # the last 10 % of steps, for the report
     correct = seen = 0
-    for epoch in range(recipe.epochs):
-        order = rng.permutation(len(waves))
-        for lo in range(0, len(order), recipe.batch_size):
-            idx = order[lo : lo + recipe.batch_size]
-            crop = float(rng.choice(recipe.crop_seconds))
-            x = crop_batch([waves[i] for i in idx], crop, rng, normalize=True)
-            y = torch.as_tensor(labels[idx])
-            loss, logits = _step_logits(model, optimizer, x, y)
-            schedule.step()
-            if epoch == recipe.epochs - 1:
-                correct += int((logits.argmax(1) == y).sum())
-                seen += len(idx)
-            bar.update(len(idx))
-            bar.set_postfix(loss=f"{loss:.2f}")
-    bar.close()
+    errors = []
+    for step in tqdm(range(recipe.steps), desc=f"building {TINY_SYNTH} backbone", unit="step", disable=not progress):
+        idx = rng.integers(0, len(waves), recipe.batch_size)
+        x = crop_batch([waves[i] for i in idx], float(rng.choice(recipe.crop_seconds)), rng, normalize=False)
+        heard = (x.pow(2).mean(1).sqrt() > 0.3 * torch.from_numpy(loudness[idx])).float()  # mostly speech, not room noise
+        x = (x - x.mean(1, keepdim=True)) / torch.sqrt(x.var(1, unbiased=False, keepdim=True) + 1e-7)  # as _normalize
+        y = torch.as_tensor(labels[idx])
+        loss_fn = partial(_emotion_and_prosody_loss, prosody=torch.from_numpy(prosody[idx]), heard=heard, weight=recipe.prosody_weight)
+        _, logits = _step_logits(model, optimizer, x, y, loss_fn)
+        schedule.step()
+        if step >= recipe.steps - tail:
+            correct += int((logits[:, :k].argmax(1) == y).sum())
+            seen += len(idx)
+            errors.append(float(((logits[:, k:] - torch.from_numpy(prosody[idx])) ** 2).mean()))
     with _quiet_transformers():
         model.hubert.save_pretrained(out)  # the backbone alone, as a hub HuBERT checkpoint is
         Wav2Vec2FeatureExtractor(sampling_rate=SAMPLE_RATE, do_normalize=True, return_attention_mask=False).save_pretrained(out)
@@ -410,7 +476,10 @@ def _pretrain_tiny(recipe: TinySynthRecipe, out: Path, progress: bool) -> dict:
         "recipe": asdict(recipe),
         "version": _TINY_SYNTH_VERSION,
         "clips": len(waves),
-        "last_epoch_train_accuracy": correct / max(seen, 1),
+        "prosody_targets": list(PROSODY_TARGETS),
+        "final_train_accuracy": correct / max(seen, 1),  # emotion, over the last 10 % of steps
+        "final_prosody_mse": float(np.mean(errors)) if errors else None,  # standardized targets: 1.0 is guessing the mean
+        "data_seconds": round(data_seconds, 1),
         "seconds": round(time.perf_counter() - started, 1),
         "liser_version": liser.__version__,
     }
@@ -472,10 +541,12 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torc
     return _step_logits(model, optimizer, x, y)[0]
 
 
-def _step_logits(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> tuple[float, torch.Tensor]:
+def _step_logits(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, loss_fn=torch.nn.functional.cross_entropy
+) -> tuple[float, torch.Tensor]:
     model.train()
     logits = model(input_values=x).logits
-    loss = torch.nn.functional.cross_entropy(logits, y)
+    loss = loss_fn(logits, y)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()

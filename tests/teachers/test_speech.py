@@ -2,7 +2,7 @@
 leakage, segment predictions, and the offline tiny-synth backbone.
 
 Unit tests use a randomly initialised tiny HuBERT saved as a local checkpoint; only
-``test_tiny_synth_teacher_learns`` (the slowest, ~30 s) builds the default tiny-synth backbone.
+``test_tiny_synth_teacher_learns`` (the slowest, ~2.5 min) builds the default tiny-synth backbone.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from liser.teachers.speech import (
 )
 
 # A tiny pretraining recipe: seconds to build, enough to exercise the build-and-cache path.
-MINI_RECIPE = TinySynthRecipe(speakers=2, clips_per_speaker=8, epochs=1, batch_size=8, crop_seconds=(0.5,))
+MINI_RECIPE = TinySynthRecipe(speakers=2, clips_per_speaker=8, steps=2, batch_size=8)
 
 
 def _tiny_config(**overrides) -> HubertConfig:
@@ -185,6 +185,19 @@ def test_tiny_synth_is_built_once_and_loads_like_a_checkpoint(monkeypatch, corpu
     assert not pretrain_f0 & actor_f0
 
 
+def test_tiny_synth_prosody_targets_describe_the_audio():
+    """The pretraining's regression targets are the prosody each clip was rendered with."""
+    waves, labels, loudness, targets = speech._pretraining_set(replace(MINI_RECIPE, speakers=4))
+    assert sorted(set(labels)) == list(range(8)) and targets.shape == (len(waves), len(speech.PROSODY_TARGETS))
+    np.testing.assert_allclose(targets.mean(0), 0, atol=1e-4)  # standardized
+    column = dict(zip(speech.PROSODY_TARGETS, targets.T))
+    measured_db = [20 * np.log10(np.sqrt(np.mean(w**2))) for w in waves]
+    assert np.corrcoef(column["level_db"], measured_db)[0, 1] > 0.9
+    assert np.corrcoef(20 * np.log10(loudness), measured_db)[0, 1] > 0.9
+    female = column["female"] > 0
+    assert female.sum() == len(waves) // 2 and column["pitch"][female].min() > column["pitch"][~female].max()
+
+
 # ---------------------------------------------------------------------------- fitting
 def test_each_fold_teacher_sees_only_its_training_speakers(fitted, folds, corpus):
     out, summary = fitted
@@ -276,7 +289,7 @@ def test_loading_errors_name_the_path_and_the_fix(fitted, tmp_path):
 # ---------------------------------------------------------------------------- learning
 @pytest.mark.xdist_group("tiny-synth")  # the worker that builds the tiny backbone for test_pipeline too
 def test_tiny_synth_teacher_learns(corpus, folds, tmp_path):
-    """The slowest test (~30 s, most of it building the default tiny-synth backbone): fit
+    """The slowest test (~2.5 min, most of it building the default tiny-synth backbone): fit
     fold 0's teacher for four epochs and check it beats chance (1/8) on its held-out 20 %,
     both on whole clips and averaged over 0.5 s segments, as the trainer uses it."""
     cfg = make_config(backbone=speech.TINY_SYNTH, epochs=4, batch_size=8, lr=3e-3, crop_seconds=2.0, threads=1)
