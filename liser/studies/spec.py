@@ -26,6 +26,13 @@ TRAIN_FIELDS = tuple(TrainConfig.model_fields)
 SEARCHABLE = tuple(f for f in TRAIN_FIELDS if f not in ("name", "seed"))
 
 
+def _known_knobs(names, what: str = "knob(s)") -> None:
+    """Reject names that are not TrainConfig fields a study may set, listing the ones it may."""
+    bad = sorted(set(names) - set(SEARCHABLE))
+    if bad:
+        raise ValueError(f"unknown {what} {bad}; allowed: {list(SEARCHABLE)}")
+
+
 class StudyError(ValueError):
     """A study file that cannot be run; the message names the file, the field and the fix."""
 
@@ -79,9 +86,7 @@ class SearchSpec(_Strict):
     @field_validator("space")
     @classmethod
     def _known(cls, space: dict[str, Dimension]) -> dict[str, Dimension]:
-        bad = sorted(set(space) - set(SEARCHABLE))
-        if bad:
-            raise ValueError(f"unknown knob(s) {bad}; searchable: {list(SEARCHABLE)}")
+        _known_knobs(space)
         if not space:
             raise ValueError("the search space is empty")
         return space
@@ -122,17 +127,13 @@ class Study(_Strict):
     @field_validator("fixed")
     @classmethod
     def _fixed(cls, fixed: dict[str, Any]) -> dict[str, Any]:
-        bad = sorted(set(fixed) - set(SEARCHABLE))
-        if bad:
-            raise ValueError(f"unknown setting(s) {bad}; allowed: {list(SEARCHABLE)}")
+        _known_knobs(fixed, "setting(s)")
         return fixed
 
     @field_validator("grid")
     @classmethod
     def _grid(cls, grid: dict[str, list[Any]]) -> dict[str, list[Any]]:
-        bad = sorted(set(grid) - set(SEARCHABLE))
-        if bad:
-            raise ValueError(f"unknown knob(s) {bad}; allowed: {list(SEARCHABLE)}")
+        _known_knobs(grid)
         empty = [k for k, v in grid.items() if not v]
         if empty:
             raise ValueError(f"grid knob(s) {empty} have no values")
