@@ -27,8 +27,11 @@ demo: setup
 	$(BIN)/liser train --labeled ravdess:data/synth/ravdess --unlabeled avclips:data/synth/avclips \
 	  --teachers data/synth/oracle-teachers --config conf-vid-sp-dstl --folds all --epochs 8 --out runs/demo/conf-vid-sp-dstl
 
+# Two pytest processes: everything but Ray on 2 workers, then the Ray tests in one process
+# (each starts a local Ray that wants both cores). --timeout turns a hang into a traceback.
 test: setup
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -q -n 2 -m "not ray" --timeout 900
+	$(BIN)/python -m pytest -q -m ray --timeout 900
 
 clean:
 	rm -rf $(VENV) data/synth runs

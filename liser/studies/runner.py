@@ -119,6 +119,7 @@ def prepare(study: Study, *, cache_dir: str | Path | None = None, progress: bool
         raise StudyError(f"{where}: folds.use: fold(s) {bad} do not exist; folds are 0..{len(folds) - 1}")
     tags = {
         tracking.TAG + "study": study.name,
+        tracking.TAG + "dataset": labeled.corpus.name,  # reports group trials by data set (Table 2's columns)
         tracking.TAG + "git_commit": tracking.git_commit(),
         tracking.TAG + "version": __version__,
         tracking.TAG + "labeled_manifest": labeled.corpus.manifest_hash(),

@@ -21,7 +21,7 @@ from liser.studies.runner import run_study, state_dir_for
 from liser.studies.spec import load_study
 from liser.train import load_student
 
-pytestmark = pytest.mark.xdist_group("ray")
+pytestmark = pytest.mark.ray
 
 
 def runs_of(uri, name, view_all=False):
@@ -63,7 +63,7 @@ def test_four_parallel_trials_log_the_full_run_tree(tmp_path, write_study, local
 
     for ch in children:
         tags = ch.data.tags
-        for key in ("liser.study", "liser.trial", "liser.fold", "liser.seed", "liser.git_commit", "liser.labeled_manifest", "liser.version"):
+        for key in ("liser.study", "liser.dataset", "liser.trial", "liser.fold", "liser.seed", "liser.git_commit", "liser.labeled_manifest", "liser.version"):
             assert tags[key], key
         distils = tags["liser.config"] != "no-dstl"
         assert bool(tags.get("liser.teachers")) and (not distils or tags["liser.teacher.speech"])
@@ -179,27 +179,41 @@ def test_study_against_a_real_mlflow_server(tmp_path, write_study):
 
 
 def test_study_on_an_existing_ray_cluster(tmp_path, write_study):
-    """`ray start --head` on loopback, the study joins it with --address, `ray stop` ends it."""
+    """`ray start --head --block` on loopback; the study joins it with --address.
+
+    The cluster lives in its own process group and is ended by signalling that group,
+    never with `ray stop`, which ends every Ray on the machine (other test processes,
+    a user's own cluster) and any driver attached to one.
+    """
     import ray
 
     from liser.ui import free_port
 
-    ray.shutdown()  # `ray stop` ends every Ray on this machine; a driver still attached would die with it
+    ray.shutdown()
     ray_bin = os.path.join(os.path.dirname(sys.executable), "ray")
     port = free_port()
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    start = subprocess.run(
-        [ray_bin, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "2", "--include-dashboard", "false", "--disable-usage-stats"],
-        env=env, capture_output=True, text=True, timeout=120,
-    )
-    assert start.returncode == 0, start.stdout + start.stderr
+    log = tmp_path / "ray-head.log"
+    with open(log, "w") as out:
+        head = subprocess.Popen(
+            [ray_bin, "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "2",
+             "--include-dashboard", "false", "--disable-usage-stats"],
+            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
     try:
+        wait_for(lambda: "Ray runtime started" in log.read_text() or head.poll() is not None, 120, "ray start --head")
+        assert head.poll() is None, log.read_text()
         path = write_study(tmp_path / "clu.yaml", name="clu", configurations=["no-dstl", "vid-dstl"], resources={"cpu": 1})
         done = subprocess.run(cli("study", "run", path, "--address", f"127.0.0.1:{port}", "-q"), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stdout + done.stderr
         assert "2 COMPLETE" in done.stdout
         _, runs = runs_of(tracking.resolve_tracking_uri(None, tmp_path)[0], "clu")
         assert len(runs) == 6 and all(r.info.status == "FINISHED" for r in runs)
+        assert head.poll() is None  # the cluster outlives the study that joined it
     finally:
-        stop = subprocess.run([ray_bin, "stop"], env=env, capture_output=True, text=True, timeout=120)
-    assert stop.returncode == 0, stop.stdout + stop.stderr
+        os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait(30)

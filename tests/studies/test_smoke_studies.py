@@ -10,7 +10,7 @@ from liser.studies.spec import load_study, smoke
 from conftest import corpus_fields
 
 STUDIES = sorted((Path(__file__).resolve().parents[2] / "studies").glob("*.yaml"))
-pytestmark = pytest.mark.xdist_group("ray")
+pytestmark = pytest.mark.ray
 
 
 @pytest.mark.parametrize("path", STUDIES, ids=lambda p: p.stem)

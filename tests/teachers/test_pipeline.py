@@ -8,7 +8,6 @@ from click.testing import CliRunner
 from liser.cli import main
 from liser.teachers.outputs import TeacherOutputs
 
-pytestmark = pytest.mark.xdist_group("tiny-synth")  # one worker builds the tiny backbone once
 
 
 def run(*args):

@@ -287,7 +287,6 @@ def test_loading_errors_name_the_path_and_the_fix(fitted, tmp_path):
 
 
 # ---------------------------------------------------------------------------- learning
-@pytest.mark.xdist_group("tiny-synth")  # the worker that builds the tiny backbone for test_pipeline too
 def test_tiny_synth_teacher_learns(corpus, folds, tmp_path):
     """The slowest test (~2.5 min, most of it building the default tiny-synth backbone): fit
     fold 0's teacher for four epochs and check it beats chance (1/8) on its held-out 20 %,
