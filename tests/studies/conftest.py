@@ -15,7 +15,7 @@ def local_ray():
     """One local Ray for the module's in-process studies (run_study reuses a running Ray)."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="warning")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="warning")
     yield
     ray.shutdown()
 

@@ -105,6 +105,8 @@ def test_sigkill_and_resume(tmp_path, write_study):
     proc = subprocess.Popen(cli("study", "run", path, "-q"), cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
     def some_fold_finished():
+        if proc.poll() is not None:  # it ended (or failed) before we could kill it
+            raise AssertionError(f"liser study run exited early ({proc.returncode}): {proc.stdout.read().decode()[-3000:]}")
         try:
             return any(r.data.tags.get("liser.role") == "fold" and r.info.status == "FINISHED" for r in runs_of(uri, "kill")[1])
         except Exception:

@@ -1,0 +1,171 @@
+"""`liser demo`: the whole mission on the built-in synthetic corpus, on a CPU.
+
+corpus -> teachers (tiny HuBERT + LoRA per fold, FER2013 mini-Xception on the faces) ->
+teacher-output cache -> ``studies/demo.yaml`` and ``studies/demo-fraction.yaml`` on Ray,
+logged to MLflow -> dashboards read back from MLflow.
+
+Every step is resumable: the corpus and the fitted teachers are reused when their
+settings match, the teacher cache is content-addressed, and the studies resume.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import liser
+
+STUDY_FILES = ("demo.yaml", "demo-fraction.yaml")
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """Sizes of the demo; :meth:`quick` is the reduced mode the tests run to the end."""
+
+    actors: int = 10
+    unlabeled_clips: int = 100
+    teacher_epochs: int = 6
+    epochs: int | None = None  # None: the study files' own
+    folds: tuple[int, ...] | None = None  # None: the study files' own
+    fractions: tuple[float, ...] | None = None  # None: demo-fraction.yaml's own
+    configurations: tuple[str, ...] | None = None  # None: demo.yaml's own
+    seed: int = 0
+
+    @classmethod
+    def quick(cls) -> "DemoSettings":
+        return cls(actors=5, unlabeled_clips=8, teacher_epochs=1, epochs=1, folds=(0, 1),
+                   fractions=(0.5,), configurations=("no-dstl", "vid-sp-dstl", "distill-ce", "two-stage-train"))
+
+
+@dataclass
+class DemoResult:
+    root: Path
+    tracking_uri: str
+    dashboards: list[Path] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def studies_dir() -> Path:
+    """The shipped ``studies/`` folder next to the package (a source checkout or editable install)."""
+    here = Path(liser.__file__).resolve().parents[1] / "studies"
+    if not (here / STUDY_FILES[0]).exists():
+        raise FileNotFoundError(f"{here}: the shipped study files are not there; run from a liser checkout or pass --studies DIR")
+    return here
+
+
+def _corpus(root: Path, s: DemoSettings, log) -> Path:
+    from liser.synth import generate
+
+    synth = root / "data" / "synth"
+    marker = synth / "demo-corpus.json"
+    want = {"actors": s.actors, "unlabeled_clips": s.unlabeled_clips, "seed": s.seed, "version": 1}
+    if marker.exists() and json.loads(marker.read_text()) == want:
+        log(f"[1/5] corpus: reusing {synth}")
+        return synth
+    log(f"[1/5] corpus: writing {s.actors} RAVDESS-layout actors and {s.unlabeled_clips} audio-visual clips to {synth}")
+    generate(synth, actors=s.actors, unlabeled_clips=s.unlabeled_clips, seed=s.seed, workers=2, progress=True)
+    marker.write_text(json.dumps(want))
+    return synth
+
+
+def _teachers(synth: Path, folds: list[int], s: DemoSettings, progress: bool, log) -> Path:
+    """One speech teacher per fold (only the folds the studies use), then the output cache."""
+    from liser.corpora import load_corpus
+    from liser.folds import make_folds, save_folds
+    from liser.teachers.pipeline import cache_speech_outputs, cache_video_outputs, summarize_outputs
+    from liser.teachers.speech import SUMMARY_FILE, fit_speech_teachers, make_config
+
+    labeled = load_corpus(f"ravdess:{synth / 'ravdess'}")
+    speech_dir, out = synth / "speech-teachers", synth / "teachers"
+    cfg = make_config(backbone="tiny-synth", epochs=s.teacher_epochs, threads=2)
+    m = labeled.manifest
+    all_folds = make_folds(m["speaker"].unique(), 5, 0, dict(zip(m["speaker"], m["gender"])) if "gender" in m else None)
+    summary_path = speech_dir / SUMMARY_FILE
+    done = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    fitted = {e["fold"] for e in done.get("folds", [])} if done.get("config") == cfg.model_dump() and done.get("manifest_hash") == labeled.manifest_hash() else set()
+    todo = [k for k in folds if k not in fitted]
+    if todo:
+        log(f"[2/5] teachers: fitting the speech teacher (tiny HuBERT + LoRA, {s.teacher_epochs} epochs) for folds {todo}")
+        speech_dir.mkdir(parents=True, exist_ok=True)
+        save_folds(all_folds, speech_dir / "folds.json", corpus=labeled.name, manifest_hash=labeled.manifest_hash(), seed=0)
+        fit_speech_teachers(labeled, all_folds, todo, cfg, speech_dir, progress=progress)
+    else:
+        log(f"[2/5] teachers: reusing the speech teachers in {speech_dir}")
+    log("      caching teacher outputs over the unlabeled clips (speech per fold; FER2013 mini-Xception on the faces)")
+    unlabeled = load_corpus(f"avclips:{synth / 'avclips'}")
+    cache_speech_outputs(unlabeled, speech_dir, out, progress=progress)
+    cache_video_outputs(unlabeled, "fer", out, detector="synthetic", progress=progress)
+    for row in summarize_outputs(out):
+        uar = f"{row['val_uar']:.3f}" if isinstance(row["val_uar"], float) else "n/a"
+        log(f"      {row['file']}: {row['clips']} clips, teacher val UAR {uar}")
+    return out
+
+
+def _study(path: Path, synth: Path, teachers: Path, s: DemoSettings, *, fraction: bool):
+    from liser.studies.spec import Study, check_trials, load_study
+
+    study = load_study(path, labeled=f"ravdess:{synth / 'ravdess'}", unlabeled=f"avclips:{synth / 'avclips'}", teachers=str(teachers))
+    data = study.model_dump()
+    if s.epochs is not None:
+        data["fixed"] = {**data["fixed"], "epochs": s.epochs}
+    if s.folds is not None:
+        data["folds"] = {**data["folds"], "use": list(s.folds)}
+    if fraction and s.fractions is not None:
+        data["grid"] = {**data["grid"], "labeled_fraction": list(s.fractions)}
+    if not fraction and s.configurations is not None:
+        data["configurations"] = list(s.configurations)
+    study = Study.model_validate(data)
+    check_trials(study, path)
+    return study
+
+
+def run_demo(
+    root: str | Path = ".",
+    settings: DemoSettings | None = None,
+    *,
+    studies: str | Path | None = None,
+    tracking_uri: str | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> DemoResult:
+    """Run every step under ``root`` (data/synth, mlflow/, dashboards/) and return where it all is."""
+    from liser.reports import build_fraction_curve, build_report
+    from liser.studies import tracking
+    from liser.studies.runner import run_study
+
+    s = settings or DemoSettings()
+    root = Path(root).resolve()
+    files = Path(studies) if studies else studies_dir()
+    uri, _ = tracking.resolve_tracking_uri(tracking_uri, root)
+    result = DemoResult(root, uri)
+    clock = time.time()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        result.seconds[name] = round(time.time() - clock, 1)
+        clock = time.time()
+
+    synth = _corpus(root, s, log)
+    lap("corpus")
+    specs = [_study(files / STUDY_FILES[0], synth, synth / "teachers", s, fraction=False),
+             _study(files / STUDY_FILES[1], synth, synth / "teachers", s, fraction=True)]
+    folds = sorted({k for st in specs for k in st.fold_indices(5)})
+    _teachers(synth, folds, s, progress, log)
+    lap("teachers")
+    for step, study in zip((3, 4), specs):
+        log(f"[{step}/5] study {study.name}: {len(study.points())} trials x {len(study.fold_indices(5))} folds on a local Ray")
+        run_study(study, tracking_uri=uri, root=root, progress=progress, log=lambda m: log("      " + m), where=str(files / STUDY_FILES[step - 3]))
+        lap(study.name)
+    log("[5/5] dashboards from what MLflow holds")
+    out = root / "dashboards"
+    result.dashboards += build_report(uri, [specs[0].name], out)
+    result.dashboards += build_fraction_curve(uri, [specs[1].name, specs[0].name], out, name=specs[0].name)
+    lap("reports")
+    (out / "demo-timings.json").write_text(json.dumps({"settings": asdict(s), "seconds": result.seconds}, indent=1, default=list))
+    return result
+
+
+__all__ = ["DemoSettings", "DemoResult", "run_demo", "studies_dir"]

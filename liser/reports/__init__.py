@@ -1,0 +1,145 @@
+"""Reports built only from what MLflow holds: the paper's tables and figures as offline HTML, CSV, Markdown and LaTeX.
+
+``build_report`` reads one or several studies from any tracking URI and works out which
+sections apply from the data: the configurations table (Table 2) always, Table 3 when
+ablation configurations ran, Figure 2 when several labeled fractions ran, the λ heatmap
+when one configuration ran with several (λ_sd, λ_vd), a search's history and parameter
+importances, and the confusion matrices. ``build_fraction_curve`` writes Figure 2 alone.
+Both return the paths they wrote.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from liser.reports import figures, html
+from liser.reports.formats import write_table
+from liser.reports.importance import param_importances
+from liser.reports.runs import StudyData, StudyNotFound, load_confusion, load_studies
+from liser.reports.stats import TEST_NAME, compare_folds, corrected_ttest, relative_change
+from liser.reports.tables import (
+    Table,
+    ablation_table,
+    configuration_table,
+    confusion_matrices,
+    confusion_matrix,
+    fraction_curve,
+    fraction_values,
+    has_ablations,
+    is_search,
+    lambda_grid,
+    lambda_groups,
+    optimisation_history,
+    select_trials,
+)
+
+__all__ = [
+    "StudyData", "StudyNotFound", "Table", "TEST_NAME", "build_fraction_curve", "build_report", "load_studies", "load_confusion",
+    "corrected_ttest", "compare_folds", "relative_change", "configuration_table", "ablation_table", "fraction_curve", "lambda_grid",
+    "optimisation_history", "param_importances", "confusion_matrices", "select_trials",
+]
+
+
+def _name(studies: list[str], name: str | None) -> str:
+    return name or "+".join(dict.fromkeys(studies))
+
+
+def _title(data: StudyData) -> str:
+    return "LiSER report: " + " + ".join(data.names)
+
+
+def _write(table: Table, out_dir: Path, name: str, written: list[Path]) -> None:
+    written.extend(write_table(table, out_dir / f"{name}-{table.name}"))
+
+
+def _section(table: Table, figs: list = ()) -> tuple[str, str]:
+    return table.title, html.table_html(table) + "".join(html.figure_html(f) for f in figs)
+
+
+def _fraction_section(data: StudyData, out_dir: Path, name: str, written: list[Path]) -> tuple[str, str, list[str]]:
+    curve = fraction_curve(data)
+    _write(curve, out_dir, name, written)
+    figs = [figures.fraction_curve_figure(curve.data, "uar"), figures.fraction_curve_figure(curve.data, "war")]
+    heading, inner = _section(curve, figs)
+    return heading, inner, curve.data["run_id"].tolist()
+
+
+def build_report(tracking_uri: str, studies: list[str], out_dir: Path, *, name: str | None = None, ui_url: str | None = None) -> list[Path]:
+    """Write ``<out_dir>/<name>.html`` and ``<name>-<table>.csv|.md|.tex`` for every section that applies.
+
+    ``name`` defaults to the studies joined with "+"; ``ui_url`` is where run links
+    point (default: the tracking server, else ``liser ui``'s http://127.0.0.1:5000).
+    Raises :class:`StudyNotFound` for a study the store does not hold.
+    """
+    data = load_studies(tracking_uri, studies)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = _name(data.names, name)
+    ui = html.ui_url_for(tracking_uri, ui_url)
+    written: list[Path] = []
+    sections = [("Provenance", html.provenance_html(data, ui))]
+    used = set()
+
+    table2 = configuration_table(data)
+    _write(table2, out_dir, name, written)
+    sections.append(_section(table2))
+    used.update(table2.data["run_id"])
+
+    if has_ablations(data):
+        table3 = ablation_table(data)
+        if table3 is not None:
+            _write(table3, out_dir, name, written)
+            sections.append(_section(table3))
+            used.update(table3.data["run_id"])
+
+    if len(fraction_values(data)) >= 2:
+        heading, inner, runs = _fraction_section(data, out_dir, name, written)
+        sections.append((heading, inner))
+        used.update(runs)
+
+    if lambda_groups(data):
+        grid = lambda_grid(data)
+        _write(grid, out_dir, name, written)
+        figs = [figures.lambda_figure(grid.data, *group) for group in lambda_groups(data)]
+        sections.append(_section(grid, figs))
+
+    for study in data.names:
+        if not is_search(data, study):
+            continue
+        history = optimisation_history(data, study)
+        _write(history, out_dir, name, written)
+        sections.append(_section(history, [figures.history_figure(history.data, study)]))
+        imp = param_importances(data, study)
+        _write(imp, out_dir, name, written)
+        method = imp.data["method"].iloc[0] if len(imp.data) else ""
+        sections.append(_section(imp, [figures.importance_figure(imp.data, study, method)] if len(imp.data) else []))
+
+    confusion = confusion_matrices(data)
+    if len(confusion.data):
+        _write(confusion, out_dir, name, written)
+        blocks = confusion.data.groupby(["dataset", "config"], sort=False)["n_folds"].first()
+        figs = [
+            figures.confusion_figure(confusion_matrix(confusion, ds, config), f"{config} on {ds} (test, summed over {n} folds)")
+            for (ds, config), n in blocks.items()
+        ]
+        sections.append(("Confusion matrices", html.table_html(confusion) + html.figures_html(figs, side_by_side=True)))
+
+    sections.append(("MLflow runs behind the tables", html.runs_html(data, sorted(used), ui)))
+    path = out_dir / f"{name}.html"
+    path.write_text(html.page(_title(data), sections), encoding="utf-8")
+    return [path, *written]
+
+
+def build_fraction_curve(tracking_uri: str, studies: list[str], out_dir: Path, *, name: str | None = None, ui_url: str | None = None) -> list[Path]:
+    """Figure 2 alone: ``<name>-fraction-curve.html`` and ``<name>-fraction-curve.csv|.md|.tex``."""
+    data = load_studies(tracking_uri, studies)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = _name(data.names, name)
+    ui = html.ui_url_for(tracking_uri, ui_url)
+    written: list[Path] = []
+    heading, inner, runs = _fraction_section(data, out_dir, name, written)
+    sections = [("Provenance", html.provenance_html(data, ui)), (heading, inner), ("MLflow runs behind the curve", html.runs_html(data, runs, ui))]
+    path = out_dir / f"{name}-fraction-curve.html"
+    path.write_text(html.page(f"Labeled fraction (Figure 2): {' + '.join(data.names)}", sections), encoding="utf-8")
+    return [path, *written]

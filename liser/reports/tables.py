@@ -1,0 +1,378 @@
+"""The paper's tables and curves, computed from fold runs: Table 2, Table 3, Figure 2's points, the λ grid.
+
+Every table is a :class:`Table`: ``data`` holds the numbers, one tidy row per cell (what
+the CSV file holds), ``display`` the formatted cells laid out like the paper (what the
+Markdown, LaTeX and HTML show). Means and standard deviations (ddof=1) are over the
+FINISHED fold runs of one trial, on test metrics unless the column says val.
+
+When a data set has several trials of one configuration (a λ grid, several studies, a
+search), a table uses the one the paper would: labeled fraction 1 if there is one, then
+the highest mean validation UAR (section 3.6 picks λ on validation). Ties go to the
+earlier study and trial. The chosen trial of every cell is in ``data``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from liser.configs import PRESETS, TrainConfig
+from liser.reports.runs import StudyData, load_confusion
+from liser.reports.stats import compare_folds, relative_change
+
+BASELINE = "no-dstl"
+FULL_FRACTION = TrainConfig.model_fields["labeled_fraction"].default  # 1.0: every labeled clip
+NO_LAMBDA = TrainConfig.model_fields["lambda_sd"].default  # 0.0: that teacher is off
+# Table 3: rows, and per column (teacher) the configuration of each row; row 1 is the baseline.
+ABLATION_ROWS = ("vid-dstl / sp-dstl", "distill-ce", "two-stage-train")
+ABLATION_COLUMNS = {
+    "Video": ("vid-dstl", "vid-distill-ce", "vid-two-stage-train"),
+    "Speech": ("sp-dstl", "sp-distill-ce", "sp-two-stage-train"),
+    "Both": ("vid-sp-dstl", "distill-ce", "two-stage-train"),
+}
+ABLATION_CONFIGS = {c for names in ABLATION_COLUMNS.values() for c in names[1:]}
+MISSING = "—"
+
+
+@dataclass
+class Table:
+    name: str  # file suffix: <report>-<name>.csv
+    title: str
+    data: pd.DataFrame  # tidy numbers (CSV)
+    display: pd.DataFrame  # formatted cells (Markdown, LaTeX, HTML)
+    note: str = ""
+
+
+# ---------------------------------------------------------------------- formatting
+def fmt_pm(mean: float, std: float) -> str:
+    if mean is None or not np.isfinite(mean):
+        return MISSING
+    return f"{mean:.3f}" if std is None or not np.isfinite(std) else f"{mean:.3f} ± {std:.3f}"
+
+
+def fmt_change(pct: float) -> str:
+    return "n/a" if not np.isfinite(pct) else f"{pct:+.2f} %"
+
+
+def fmt_p(p: float) -> str:
+    if not np.isfinite(p):
+        return "p = n/a"
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
+def _compared(pm: str, change: float, p: float) -> str:
+    return f"{pm} ({fmt_change(change)}, {fmt_p(p)})"
+
+
+# ---------------------------------------------------------------------- selection
+def config_order(names) -> list[str]:
+    """The paper's order (no-dstl, vid-dstl, sp-dstl, vid-sp-dstl, conf-vid-sp-dstl, then the ablations), then the rest by name."""
+    names = set(names)
+    return [c for c in PRESETS if c in names] + sorted(names - set(PRESETS))
+
+
+def _with_defaults(frame: pd.DataFrame) -> pd.DataFrame:
+    """labeled_fraction and the λs as numbers, defaults where a trial did not log them."""
+    out = frame.copy()
+    for col, default in (("labeled_fraction", FULL_FRACTION), ("lambda_sd", NO_LAMBDA), ("lambda_vd", NO_LAMBDA)):
+        out[col] = pd.to_numeric(out[col], errors="coerce").fillna(default) if col in out else float(default)
+    return out
+
+
+def datasets(data: StudyData) -> list[str]:
+    """Data sets in the order the studies were named."""
+    return list(dict.fromkeys(d for s in data.studies for d in s.datasets))
+
+
+def in_paper_order(frame: pd.DataFrame, data: StudyData, *then: str) -> pd.DataFrame:
+    """Rows by data set (as the studies were named), configuration (the paper's order), then ``then``."""
+    ds_rank = {d: i for i, d in enumerate(datasets(data))}
+    config_rank = {c: i for i, c in enumerate(config_order(frame["config"]))}
+    keys = frame.assign(_d=frame["dataset"].map(ds_rank), _c=frame["config"].map(config_rank))
+    return keys.sort_values(["_d", "_c", *then], kind="stable").drop(columns=["_d", "_c"]).reset_index(drop=True)
+
+
+def select_trials(data: StudyData, by: tuple[str, ...] = ("dataset", "config"), *, prefer_full: bool = True) -> pd.DataFrame:
+    """One trial per ``by`` group: full labeled data first (if ``prefer_full``), then best mean validation UAR."""
+    t = _with_defaults(data.trials[data.trials["n_folds"] > 0])
+    t["_full"] = t["labeled_fraction"] == FULL_FRACTION if prefer_full else True
+    t["_study"] = t["study"].map({s: i for i, s in enumerate(data.names)})
+    t = t.sort_values(["_full", "val_uar_mean", "_study", "trial"], ascending=[False, False, True, True], na_position="last")
+    return t.groupby(list(by), sort=False).head(1).drop(columns=["_full", "_study"])
+
+
+def trial_folds(data: StudyData, run_id: str) -> pd.DataFrame:
+    return data.folds[data.folds["parent_run_id"] == run_id]
+
+
+def _spread(folds: pd.DataFrame, metric: str) -> dict[str, float]:
+    v = folds[metric].astype(float)
+    return {
+        f"{metric}_mean": float(v.mean()) if len(v) else math.nan,
+        f"{metric}_std": float(v.std(ddof=1)) if len(v) > 1 else math.nan,
+        f"{metric}_min": float(v.min()) if len(v) else math.nan,
+        f"{metric}_max": float(v.max()) if len(v) else math.nan,
+    }
+
+
+def _cell(data: StudyData, trial: pd.Series, base: pd.Series | None) -> dict:
+    """Test UAR/WAR of one trial's folds; against a baseline trial (change in %, corrected t-test) when given."""
+    folds = trial_folds(data, trial["run_id"])
+    row = {"study": trial["study"], "trial": trial["trial"], "label": trial["label"], "run_id": trial["run_id"], "n_folds": len(folds)}
+    for m in ("test_uar", "test_war"):
+        s = _spread(folds, m)
+        row[f"{m}_mean"], row[f"{m}_std"] = s[f"{m}_mean"], s[f"{m}_std"]
+    row.update(baseline=base["config"] if base is not None else "", n_paired=math.nan, ratio=math.nan)
+    for m, short in (("test_uar", "uar"), ("test_war", "war")):
+        row[f"{short}_change_pct"] = row[f"{short}_t"] = row[f"{short}_p"] = math.nan
+        if base is not None:
+            bfolds = trial_folds(data, base["run_id"])
+            test = compare_folds(folds, bfolds, m)
+            row[f"{short}_change_pct"] = relative_change(row[f"{m}_mean"], float(bfolds[m].mean()))
+            row.update({f"{short}_t": test.t, f"{short}_p": test.p, "n_paired": test.n, "ratio": test.ratio})
+    return row
+
+
+def _display_cell(row: dict, metric: str) -> str:
+    pm = fmt_pm(row[f"test_{metric}_mean"], row[f"test_{metric}_std"])
+    return _compared(pm, row[f"{metric}_change_pct"], row[f"{metric}_p"]) if row["baseline"] else pm
+
+
+def _n(row: dict) -> str:
+    n = row["n_paired"] if row["baseline"] else row["n_folds"]
+    return str(int(n)) if np.isfinite(n) else MISSING
+
+
+# ---------------------------------------------------------------------- Table 2
+def configuration_table(data: StudyData) -> Table:
+    """Table 2: test UAR/WAR per configuration (rows) and data set (column groups), each against no-dstl."""
+    chosen = select_trials(data)
+    rows = []
+    for ds in datasets(data):
+        here = chosen[chosen["dataset"] == ds].set_index("config", drop=False)
+        base = here.loc[BASELINE] if BASELINE in here.index else None
+        for config in config_order(here.index):
+            rows.append({"dataset": ds, "config": config, **_cell(data, here.loc[config], base if config != BASELINE else None)})
+    tidy = pd.DataFrame(rows)
+    order = config_order(tidy["config"]) if len(tidy) else []
+    cols = pd.MultiIndex.from_product([datasets(data), ["UAR", "WAR", "n"]])
+    display = pd.DataFrame(MISSING, index=pd.Index(order, name="Configuration"), columns=cols)
+    for row in rows:
+        display.loc[row["config"], (row["dataset"], "UAR")] = _display_cell(row, "uar")
+        display.loc[row["config"], (row["dataset"], "WAR")] = _display_cell(row, "war")
+        display.loc[row["config"], (row["dataset"], "n")] = _n(row)
+    note = (
+        f"Test UAR and WAR, mean ± std (ddof=1) over folds; in brackets the change relative to {BASELINE} "
+        "(100·(a−b)/b) and the p-value of the corrected t-test over the paired folds; n: folds of the baseline row, paired folds otherwise."
+    )
+    return Table("table2", "Table 2: configurations", tidy, display, note)
+
+
+# ---------------------------------------------------------------------- Table 3
+def has_ablations(data: StudyData) -> bool:
+    return bool(ABLATION_CONFIGS & set(data.trials["config"]))
+
+
+def ablation_table(data: StudyData) -> Table | None:
+    """Table 3: distillation loss and schedule per teacher; each column's row 1 is its baseline. None without ablations."""
+    chosen = select_trials(data)
+    rows = []
+    groups = []
+    for ds in datasets(data):
+        here = chosen[chosen["dataset"] == ds].set_index("config", drop=False)
+        for column, configs in ABLATION_COLUMNS.items():
+            if not any(c in here.index for c in configs[1:]):  # only columns with ablation data
+                continue
+            groups.append((ds, column))
+            base = here.loc[configs[0]] if configs[0] in here.index else None
+            for i, (label, config) in enumerate(zip(ABLATION_ROWS, configs)):
+                if config not in here.index:
+                    continue
+                rows.append({"dataset": ds, "column": column, "row": label, "config": config, **_cell(data, here.loc[config], base if i else None)})
+    if not rows:
+        return None
+    tidy = pd.DataFrame(rows)
+    many = len({g[0] for g in groups}) > 1
+    heads = [f"{ds}: {col}" if many else col for ds, col in groups]
+    cols = pd.MultiIndex.from_tuples([(h, m) for h in heads for m in ("UAR", "WAR", "n")])
+    display = pd.DataFrame(MISSING, index=pd.Index(list(ABLATION_ROWS), name="Configuration"), columns=cols)
+    for row in rows:
+        head = f"{row['dataset']}: {row['column']}" if many else row["column"]
+        display.loc[row["row"], (head, "UAR")] = _display_cell(row, "uar")
+        display.loc[row["row"], (head, "WAR")] = _display_cell(row, "war")
+        display.loc[row["row"], (head, "n")] = _n(row)
+    note = (
+        "Video: vid-dstl, vid-distill-ce, vid-two-stage-train; Speech: sp-*; Both: vid-sp-dstl, distill-ce, two-stage-train. "
+        "Test UAR/WAR mean ± std over folds; in brackets the change relative to the column's first row and the corrected t-test p-value."
+    )
+    return Table("table3", "Table 3: distillation loss and training schedule", tidy, display, note)
+
+
+# ---------------------------------------------------------------------- Figure 2
+def _range_text(tidy: pd.DataFrame, metric: str) -> list[str]:
+    columns = [tidy[f"{metric}_{s}"] for s in ("mean", "std", "min", "max")]
+    return [f"{fmt_pm(a, b)} [{lo:.3f}, {hi:.3f}]" for a, b, lo, hi in zip(*columns)]
+
+
+def fraction_values(data: StudyData) -> list[float]:
+    return sorted(_with_defaults(data.trials)["labeled_fraction"].unique())
+
+
+def fraction_curve(data: StudyData) -> Table:
+    """Figure 2's points: test UAR/WAR over folds per configuration and labeled fraction, and no-dstl's full-data level.
+
+    A configuration is on the curve when it ran with less than all labeled data; its
+    full-data point is added when it has one. One trial per point (see the module doc).
+    """
+    chosen = select_trials(data, ("dataset", "config", "labeled_fraction"), prefer_full=False)
+    partial = chosen[chosen["labeled_fraction"] != FULL_FRACTION][["dataset", "config"]].drop_duplicates()
+    on_curve = chosen.merge(partial, on=["dataset", "config"])
+    rows = []
+    for _, trial in on_curve.iterrows():
+        folds = trial_folds(data, trial["run_id"])
+        rows.append(
+            {
+                "dataset": trial["dataset"], "config": trial["config"], "labeled_fraction": float(trial["labeled_fraction"]),
+                "study": trial["study"], "trial": trial["trial"], "run_id": trial["run_id"], "n_folds": len(folds),
+                **_spread(folds, "test_uar"), **_spread(folds, "test_war"),
+            }
+        )
+    columns = ["dataset", "config", "labeled_fraction", "study", "trial", "run_id", "n_folds"]
+    columns += [f"test_{m}_{s}" for m in ("uar", "war") for s in ("mean", "std", "min", "max")]
+    tidy = pd.DataFrame(rows, columns=columns)
+    full = chosen[(chosen["config"] == BASELINE) & (chosen["labeled_fraction"] == FULL_FRACTION)]
+    for m in ("uar", "war"):
+        level = {ds: float(trial_folds(data, rid)[f"test_{m}"].mean()) for ds, rid in zip(full["dataset"], full["run_id"])}
+        tidy[f"{BASELINE.replace('-', '_')}_full_{m}"] = tidy["dataset"].map(level).astype(float)
+    tidy = in_paper_order(tidy, data, "labeled_fraction")
+    display = pd.DataFrame(
+        {
+            "Data set": tidy["dataset"], "Configuration": tidy["config"],
+            "Labeled fraction": tidy["labeled_fraction"].map(lambda f: f"{f:g}"),
+            "UAR": _range_text(tidy, "test_uar"), "WAR": _range_text(tidy, "test_war"),
+            "n": tidy["n_folds"].astype(str),
+        }
+    ).set_index(["Data set", "Configuration", "Labeled fraction"])
+    note = f"Test UAR/WAR mean ± std [min, max] over folds; the {BASELINE} level at labeled fraction 1 is the reference line of the figure."
+    return Table("fraction-curve", "Figure 2: labeled fraction", tidy, display, note)
+
+
+# ---------------------------------------------------------------------- λ grid
+def lambda_groups(data: StudyData) -> list[tuple[str, str, str]]:
+    """(study, data set, configuration) with at least two distinct (λ_sd, λ_vd) cells: a λ grid or a search."""
+    t = _with_defaults(data.trials[data.trials["n_folds"] > 0])
+    cells = t.groupby(["study", "dataset", "config"], sort=False)[["lambda_sd", "lambda_vd"]].apply(lambda g: len(g.drop_duplicates()))
+    return [k for k, n in cells.items() if n >= 2]
+
+
+def lambda_grid(data: StudyData) -> Table:
+    """Mean validation UAR per (λ_sd, λ_vd) over the folds of the cell's trials, per study; the chosen cell has the highest.
+
+    The chosen cell's test UAR is what the paper reports; test UAR never chooses. In a
+    search, other knobs vary too: a cell then mixes their trials (see n_trials).
+    """
+    folds = _with_defaults(data.folds)
+    rows = []
+    for study, ds, config in lambda_groups(data):
+        here = folds[(folds["study"] == study) & (folds["dataset"] == ds) & (folds["config"] == config)]
+        for (sd, vd), cell in here.groupby(["lambda_sd", "lambda_vd"], sort=True):
+            val, test = _spread(cell, "val_uar"), _spread(cell, "test_uar")
+            rows.append(
+                {
+                    "study": study, "dataset": ds, "config": config, "lambda_sd": float(sd), "lambda_vd": float(vd),
+                    "n_trials": cell["parent_run_id"].nunique(), "n_folds": len(cell),
+                    "val_uar_mean": val["val_uar_mean"], "val_uar_std": val["val_uar_std"],
+                    "test_uar_mean": test["test_uar_mean"], "test_uar_std": test["test_uar_std"],
+                }
+            )
+    cols = ["study", "dataset", "config", "lambda_sd", "lambda_vd", "n_trials", "n_folds"]
+    tidy = pd.DataFrame(rows, columns=[*cols, "val_uar_mean", "val_uar_std", "test_uar_mean", "test_uar_std"])
+    tidy["chosen"] = False
+    for _, group in tidy.groupby(["study", "dataset", "config"], sort=False):
+        tidy.loc[group["val_uar_mean"].idxmax(), "chosen"] = True  # first maximum: the smaller λs on ties
+    display = pd.DataFrame(
+        {
+            "Study": tidy["study"], "Data set": tidy["dataset"], "Configuration": tidy["config"],
+            "λ_sd": tidy["lambda_sd"].map(lambda v: f"{v:g}"), "λ_vd": tidy["lambda_vd"].map(lambda v: f"{v:g}"),
+            "val UAR": [fmt_pm(a, b) for a, b in zip(tidy["val_uar_mean"], tidy["val_uar_std"])],
+            "test UAR": [fmt_pm(a, b) for a, b in zip(tidy["test_uar_mean"], tidy["test_uar_std"])],
+            "n": tidy["n_folds"].astype(str),
+            "chosen": tidy["chosen"].map({True: "chosen", False: ""}),
+        }
+    ).set_index(["Study", "Data set", "Configuration", "λ_sd", "λ_vd"])
+    note = (
+        "Mean ± std over the folds of each cell's trials; per study, the chosen cell has the highest mean validation UAR, "
+        "and its test UAR is the reported one."
+    )
+    return Table("lambda-grid", "λ grid: validation choice", tidy, display, note)
+
+
+# ---------------------------------------------------------------------- searches
+def is_search(data: StudyData, study: str, many: int = 10) -> bool:
+    """A search study: tagged so, or (untagged) with ``many`` or more trials of one configuration."""
+    info = next(s for s in data.studies if s.name == study)
+    if info.kind:
+        return info.kind == "search"
+    counts = data.trials[data.trials["study"] == study]["config"].value_counts()
+    return bool(len(counts)) and int(counts.max()) >= many
+
+
+def optimisation_history(data: StudyData, study: str) -> Table:
+    """Objective (mean validation UAR over folds, as the parent run logged it) by trial number, with the best so far."""
+    t = data.trials[(data.trials["study"] == study) & data.trials["val_uar_mean"].notna()].sort_values("trial")
+    tidy = pd.DataFrame(
+        {
+            "study": study, "trial": t["trial"].to_numpy(), "label": t["label"].to_numpy(), "config": t["config"].to_numpy(),
+            "val_uar_mean": t["val_uar_mean"].to_numpy(), "best_so_far": t["val_uar_mean"].cummax().to_numpy(),
+            "test_uar_mean": t["test_uar_mean"].to_numpy(), "run_id": t["run_id"].to_numpy(),
+        }
+    )
+    display = pd.DataFrame(
+        {
+            "Trial": tidy["trial"].astype(str), "Run": tidy["label"], "val UAR": tidy["val_uar_mean"].map(lambda v: f"{v:.3f}"),
+            "best so far": tidy["best_so_far"].map(lambda v: f"{v:.3f}"), "test UAR": tidy["test_uar_mean"].map(lambda v: fmt_pm(v, math.nan)),
+        }
+    ).set_index("Trial")
+    note = "FINISHED trials only; pruned, failed and killed trials are not shown."
+    return Table(f"history-{study}", f"Optimisation history: {study}", tidy, display, note)
+
+
+# ---------------------------------------------------------------------- confusion
+def confusion_matrices(data: StudyData) -> Table:
+    """Test confusion matrices per data set and configuration (the Table 2 trial), summed over its folds."""
+    chosen = select_trials(data)
+    folds = data.folds[data.folds["parent_run_id"].isin(chosen["run_id"])]
+    long = load_confusion(data.tracking_uri, folds["run_id"].tolist())
+    long = long.merge(folds[["run_id", "dataset", "config"]], on="run_id")
+    rows = []
+    for (ds, config), g in long.groupby(["dataset", "config"], sort=False):
+        classes = list(dict.fromkeys(g["true"]))
+        summed = g.groupby(["true", "predicted"], sort=False)["count"].sum()
+        n = g["run_id"].nunique()
+        for true in classes:
+            for pred in classes:
+                rows.append({"dataset": ds, "config": config, "true": true, "predicted": pred, "count": int(summed.get((true, pred), 0)), "n_folds": n})
+    tidy = pd.DataFrame(rows, columns=["dataset", "config", "true", "predicted", "count", "n_folds"])
+    tidy = in_paper_order(tidy, data)
+    pairs = tidy[["dataset", "config"]].drop_duplicates().itertuples(index=False)
+    blocks = [_square(tidy, ds, config).rename(index=lambda c, ds=ds, cfg=config: (ds, cfg, c)) for ds, config in pairs]
+    display = pd.concat(blocks) if blocks else pd.DataFrame(index=pd.MultiIndex.from_tuples([], names=["", "", ""]))
+    display.index = pd.MultiIndex.from_tuples(display.index)
+    display = display.map(lambda v: MISSING if pd.isna(v) else str(int(v)))
+    display.index.names = ["Data set", "Configuration", "true \\ predicted"]
+    display.columns.name = None
+    return Table("confusion", "Confusion matrices (test, summed over folds)", tidy, display, "Rows: true class; columns: predicted class.")
+
+
+def _square(tidy: pd.DataFrame, dataset: str, config: str) -> pd.DataFrame:
+    g = tidy[(tidy["dataset"] == dataset) & (tidy["config"] == config)]
+    classes = list(dict.fromkeys(g["true"]))
+    return g.pivot(index="true", columns="predicted", values="count").loc[classes, classes]
+
+
+def confusion_matrix(table: Table, dataset: str, config: str) -> pd.DataFrame:
+    """One summed matrix as a square frame (true × predicted) in the tables' class order."""
+    return _square(table.data, dataset, config)

@@ -1,0 +1,110 @@
+"""`liser demo --quick` to the end as a user runs it, then its pages and the MLflow UI in a real Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from browser import Browser
+from liser.studies import tracking
+
+pytestmark = pytest.mark.ray
+
+# The README screenshots come from here: LISER_SCREENSHOTS=dashboards/screenshots pytest -m ray tests/test_demo.py
+SHOTS = os.environ.get("LISER_SCREENSHOTS")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo")
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    done = subprocess.run([sys.executable, "-m", "liser.cli", "demo", "--quick", "-q", "--root", str(root)],
+                          cwd=root, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return root, done.stdout
+
+
+@pytest.fixture(scope="module")
+def browser():
+    b = Browser()
+    yield b
+    b.close()
+
+
+def test_demo_runs_the_chain_and_writes_dashboards_from_mlflow(demo):
+    root, out = demo
+    for step in ("[1/5] corpus", "[2/5] teachers", "[3/5] study demo", "[4/5] study demo-fraction", "[5/5] dashboards"):
+        assert step in out
+    assert (root / "data/synth/teachers/speech-fold0.npz").exists() and (root / "data/synth/teachers/video.npz").exists()
+    boards = root / "dashboards"
+    assert {"demo.html", "demo-fraction-curve.html"} <= {p.name for p in boards.glob("*.html")}
+    for table in ("table2", "table3"):
+        for ext in ("csv", "md", "tex"):
+            assert (boards / f"demo-{table}.{ext}").stat().st_size > 0
+    assert f"dashboard: {boards / 'demo.html'}" in out
+
+    c = tracking.client(f"sqlite:///{root / 'mlflow' / 'mlflow.db'}")
+    for name, trials in (("demo", 4), ("demo-fraction", 2)):
+        runs = c.search_runs([c.get_experiment_by_name(name).experiment_id], max_results=1000)
+        parents = [r for r in runs if r.data.tags["liser.role"] == "trial"]
+        assert len(parents) == trials and all(r.info.status == "FINISHED" for r in runs)
+        assert len(runs) == trials * 3  # 2 fold runs per trial
+
+    # the Table 2 CSV holds what MLflow holds: no-dstl's mean test UAR over its fold runs
+    demo_exp = c.get_experiment_by_name("demo").experiment_id
+    folds = [r for r in c.search_runs([demo_exp], max_results=1000) if r.data.tags["liser.role"] == "fold" and r.data.tags["liser.config"] == "no-dstl"]
+    table = pd.read_csv(boards / "demo-table2.csv")
+    row = table[table["config"] == "no-dstl"].iloc[0]
+    assert row["test_uar_mean"] == pytest.approx(sum(r.data.metrics["test_uar"] for r in folds) / len(folds))
+    assert row["run_id"] == next(iter({r.data.tags["mlflow.parentRunId"] for r in folds}))
+
+    again = subprocess.run([sys.executable, "-m", "liser.cli", "demo", "--quick", "-q", "--root", str(root)],
+                           cwd=root, capture_output=True, text=True, timeout=600)  # resumes: nothing trained twice
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "reusing" in again.stdout and "0 to run" in again.stdout
+
+
+def test_dashboards_render_offline_in_chromium(demo, browser, tmp_path):
+    root, _ = demo
+    pages = sorted((root / "dashboards").glob("*.html"))
+    assert len(pages) >= 2
+    for page in pages:
+        shot = tmp_path / f"{page.stem}.png"
+        load = browser.load(page.as_uri(), "document.querySelectorAll('.plotly-graph-div .main-svg').length", until=lambda n: (n or 0) > 0, screenshot=shot)
+        assert load.value and load.value > 0, f"{page.name}: no plotly SVG rendered"
+        off_page = [u for u in load.requests if u != page.as_uri() and not u.startswith("data:")]
+        assert off_page == [], f"{page.name} fetched {off_page}"
+        assert load.errors == [], f"{page.name}: {load.errors}"
+        assert shot.stat().st_size > 10_000
+        if SHOTS:
+            Path(SHOTS).mkdir(parents=True, exist_ok=True)
+            shutil.copy(shot, Path(SHOTS) / f"dashboard-{page.stem}.png")
+
+
+def test_mlflow_ui_from_liser_ui_renders_in_chromium(demo, browser, tmp_path):
+    from liser.ui import free_port, wait_ready
+
+    root, _ = demo
+    port = free_port()
+    ui = subprocess.Popen([sys.executable, "-m", "liser.cli", "ui", "--port", str(port)], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(url, ui)
+        shot = tmp_path / "mlflow-ui.png"
+        load = browser.load(f"{url}/#/experiments", "document.body.innerText", until=lambda t: bool(t) and "demo-fraction" in t, timeout=90, screenshot=shot)
+        assert "demo-fraction" in (load.value or ""), (load.value or "")[:500]
+        elsewhere = [u for u in load.requests if not u.startswith((url, "data:", "blob:"))]
+        assert elsewhere == [], f"the MLflow UI reached off the machine: {elsewhere}"
+        assert not [e for e in load.errors if "telemetry" in e.lower()]
+        assert load.errors == [], load.errors
+        if SHOTS:
+            shutil.copy(shot, Path(SHOTS) / "mlflow-ui.png")
+    finally:
+        ui.terminate()
+        ui.wait(30)
