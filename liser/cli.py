@@ -546,6 +546,12 @@ def ui_cmd(tracking_uri, port, telemetry) -> None:
         proc, url = start_server(tracking_uri, port=port or None, telemetry=telemetry)
     except ValueError as exc:
         _fail(str(exc))
+    import signal
+
+    def _stop(signum, frame):  # SIGTERM (kill, a supervisor) stops the server too, like Ctrl-C
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
     try:
         click.echo(f"starting the MLflow UI on {url} ...")
         wait_ready(url, proc)

@@ -42,6 +42,7 @@ class PageLoad:
     url: str
     requests: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # uncaught exceptions and console errors
+    failed_loads: list[str] = field(default_factory=list)  # resources that did not load (e.g. a 404)
     value: object = None  # the final value of the check expression
     screenshot: Path | None = None
 
@@ -108,7 +109,9 @@ class Browser:
                 elif method == "Runtime.consoleAPICalled" and msg["params"]["type"] == "error":
                     result.errors.append(" ".join(str(a.get("value", a.get("description", ""))) for a in msg["params"]["args"]))
                 elif method == "Log.entryAdded" and msg["params"]["entry"]["level"] == "error":
-                    result.errors.append(f"{msg['params']['entry'].get('url', '')}: {msg['params']['entry']['text']}")
+                    entry = msg["params"]["entry"]
+                    line = f"{entry.get('url', '')}: {entry['text']}"
+                    (result.failed_loads if entry.get("source") == "network" else result.errors).append(line)
                 if "id" in msg:
                     pending[msg["id"]] = msg
                     if msg["id"] == until_id:
