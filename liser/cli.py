@@ -124,11 +124,9 @@ def data_folds(spec: str, out_file: Path, n_folds: int, seed: int) -> None:
 
 
 def _make_folds(corpus, n_folds: int, seed: int):
-    from liser.folds import make_folds
+    from liser.folds import folds_for
 
-    m = corpus.manifest
-    strata = dict(zip(m["speaker"], m["gender"])) if "gender" in m else None
-    return make_folds(m["speaker"].unique(), n_folds, seed, strata)
+    return folds_for(corpus.manifest, n_folds, seed)
 
 
 # ----------------------------------------------------------------------- model
@@ -563,6 +561,31 @@ def ui_cmd(tracking_uri, port, telemetry) -> None:
         pass
     finally:
         stop_server(proc)
+
+
+@main.command("export")
+@click.argument("run_id")
+@click.option("--onnx", "to_onnx", is_flag=True, help="export to ONNX (the only format so far)")
+@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="store holding the run (default: the project's store in mlflow/)")
+@click.option("--out", "out_dir", default="runs/export", show_default=True, type=click.Path(file_okay=False, path_type=Path), help="local folder for the .onnx files, one subfolder per run")
+def export_cmd(run_id: str, to_onnx: bool, tracking_uri: str | None, out_dir: Path) -> None:
+    """Export the student of a fold run (or of every fold of a trial run) to ONNX.
+
+    The file is checked against PyTorch with onnxruntime, then logged back to the run as
+    artifact onnx/student.onnx with metrics onnx_max_abs_diff and onnx_size_bytes.
+    """
+    if not to_onnx:
+        _fail("choose a format: --onnx")
+    from liser.export import export_run
+    from liser.studies.tracking import resolve_tracking_uri
+
+    uri, _ = resolve_tracking_uri(tracking_uri)
+    try:
+        summary = export_run(run_id, uri, out_dir)
+    except (LookupError, FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    for item in summary["exports"]:
+        click.echo(f"{item['path']}  {item['size_bytes'] / 1024:.1f} KB  max abs diff {item['max_abs_diff']:.2e}  -> run {item['run_id']} {item['artifact']}")
 
 
 if __name__ == "__main__":  # pragma: no cover

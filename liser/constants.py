@@ -33,6 +33,9 @@ RAVDESS_EMOTIONS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disg
 # CREMA-D filename codes, in this order.
 CREMAD_CODES = ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")
 CREMAD_EMOTIONS = ("angry", "disgust", "fearful", "happy", "neutral", "sad")
+# IEMOCAP's usual 4-class setup: excited is merged into happy, every other label is left out.
+IEMOCAP_EMOTIONS = ("neutral", "happy", "angry", "sad")
+IEMOCAP_CODES = {"neu": "neutral", "hap": "happy", "exc": "happy", "ang": "angry", "sad": "sad"}
 # The video teacher's classes (FERV39k, section 3.2).
 FERV39K_CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 

@@ -4,6 +4,10 @@ Speakers are shuffled with a seed (interleaving genders when known, so each part
 both) and dealt into ``n_folds`` groups. Fold k tests on group k, validates on group
 k + 1 and trains on the rest, so no speaker is in two parts of a fold and every
 speaker is tested exactly once. Runs read the split from a JSON fold file and record it.
+
+A corpus whose protocol fixes the groups (IEMOCAP: leave one session out) says so
+with a ``fold_group`` manifest column; :func:`folds_for` then rotates over those
+groups instead of dealing speakers, so its results compare with published ones.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 
 from liser.constants import N_FOLDS
 
@@ -61,6 +66,39 @@ def make_folds(
         train = [s for g, grp in enumerate(groups) if g not in (k, val_k) for s in grp]
         folds.append(Fold(k, tuple(sorted(train)), tuple(sorted(groups[val_k])), tuple(sorted(groups[k]))))
     return folds
+
+
+def make_group_folds(groups: Mapping[str, Sequence[str]]) -> list[Fold]:
+    """One fold per group, groups in sorted order: fold k tests group k, validates on k + 1, trains on the rest."""
+    names = sorted(groups)
+    if len(names) < 3:
+        raise ValueError(f"{len(names)} fold groups cannot make folds (train, validation and test need a group each)")
+    owner: dict[str, str] = {}
+    for name in names:
+        for spk in map(str, groups[name]):
+            if owner.setdefault(spk, name) != name:
+                raise ValueError(f"speaker {spk!r} is in fold groups {owner[spk]!r} and {name!r}; folds would not be speaker-independent")
+    members = [sorted(set(map(str, groups[name]))) for name in names]
+    folds = []
+    for k in range(len(names)):
+        val_k = (k + 1) % len(names)
+        train = [s for g, grp in enumerate(members) if g not in (k, val_k) for s in grp]
+        folds.append(Fold(k, tuple(sorted(train)), tuple(members[val_k]), tuple(members[k])))
+    return folds
+
+
+def folds_for(manifest: pd.DataFrame, n_folds: int = N_FOLDS, seed: int = 0) -> list[Fold]:
+    """The folds a corpus's manifest calls for: its ``fold_group`` rotation, else speakers dealt by :func:`make_folds`."""
+    if "fold_group" in manifest:
+        groups = {str(g): list(rows["speaker"].unique()) for g, rows in manifest.groupby("fold_group")}
+        if len(groups) != n_folds:
+            raise ValueError(
+                f"this corpus fixes its folds by {len(groups)} groups ({', '.join(sorted(groups))}), "
+                f"so it cannot make {n_folds} folds; ask for {len(groups)}"
+            )
+        return make_group_folds(groups)
+    strata = dict(zip(manifest["speaker"], manifest["gender"])) if "gender" in manifest else None
+    return make_folds(manifest["speaker"].unique(), n_folds, seed, strata)
 
 
 def save_folds(folds: Sequence[Fold], path: str | Path, **meta) -> Path:

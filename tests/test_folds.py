@@ -1,6 +1,6 @@
 import pytest
 
-from liser.folds import load_folds, make_folds, save_folds
+from liser.folds import folds_for, load_folds, make_folds, make_group_folds, save_folds
 
 SPEAKERS = [f"{i:02d}" for i in range(1, 25)]
 GENDER = {s: "male" if int(s) % 2 else "female" for s in SPEAKERS}
@@ -32,3 +32,32 @@ def test_folds_deterministic_from_seed_and_roundtrip(tmp_path):
 def test_too_few_speakers_is_a_clear_error():
     with pytest.raises(ValueError, match="3 speakers cannot fill 5"):
         make_folds(["a", "b", "c"], 5)
+
+
+def test_group_folds_rotate_over_the_groups():
+    groups = {f"Session{n}": [f"Ses0{n}_F", f"Ses0{n}_M"] for n in range(1, 6)}
+    folds = make_group_folds(groups)
+    assert len(folds) == 5
+    for k, f in enumerate(folds):
+        train, val, test = set(f.train), set(f.val), set(f.test)
+        assert not (train & val) and not (train & test) and not (val & test)
+        assert test == set(groups[f"Session{k + 1}"]) and val == set(groups[f"Session{(k + 1) % 5 + 1}"])
+        assert train | val | test == {s for spk in groups.values() for s in spk}
+    assert sorted(s for f in folds for s in f.test) == sorted(s for spk in groups.values() for s in spk)
+
+
+def test_group_folds_refuse_a_speaker_in_two_groups():
+    with pytest.raises(ValueError, match="speaker 'x' is in fold groups 'a' and 'b'"):
+        make_group_folds({"a": ["x"], "b": ["x", "y"], "c": ["z"]})
+    with pytest.raises(ValueError, match="2 fold groups"):
+        make_group_folds({"a": ["x"], "b": ["y"]})
+
+
+def test_folds_for_uses_the_group_column_only_when_there_is_one():
+    import pandas as pd
+
+    manifest = pd.DataFrame({"speaker": SPEAKERS, "gender": [GENDER[s] for s in SPEAKERS]})
+    assert folds_for(manifest, 5, seed=3) == make_folds(SPEAKERS, 5, seed=3, strata=GENDER)
+    manifest["fold_group"] = [f"g{int(s) % 3}" for s in SPEAKERS]
+    folds = folds_for(manifest, 3, seed=3)
+    assert [set(f.test) for f in folds] == [{s for s in SPEAKERS if int(s) % 3 == k} for k in range(3)]

@@ -3,7 +3,11 @@
 A corpus is named on the command line as ``"name:path"`` (``"ravdess:data/ravdess"``).
 ``name`` is a module in this package, found by import, so adding a corpus means
 adding one file here and nothing else. Each module's docstring documents that
-corpus's layout, labels and quirks.
+corpus's layout, labels and quirks. ``path`` is usually a folder; an adapter that
+reads a single file (``table:labels.csv``) checks its own path.
+
+``csv`` is another name for ``table`` (the module is not called ``csv`` so it
+never shadows the standard library's).
 """
 
 from __future__ import annotations
@@ -17,10 +21,11 @@ from liser.corpora.manifest import Corpus
 __all__ = ["Corpus", "available_corpora", "load_corpus", "parse_spec"]
 
 _NOT_CORPORA = frozenset({"manifest"})
+ALIASES = {"csv": "table"}
 
 
 def available_corpora() -> list[str]:
-    """Names of the corpus modules in this package, sorted."""
+    """Names of the corpus modules in this package, sorted (aliases are not listed)."""
     return sorted(
         info.name
         for info in pkgutil.iter_modules(__path__)
@@ -42,13 +47,15 @@ def load_corpus(spec: str) -> Corpus:
 
     Raises:
         ValueError: the spec is malformed or names no corpus module.
-        FileNotFoundError: the path is not an existing folder.
+        FileNotFoundError: the path does not exist (adapters say when it must be a folder).
     """
     name, root = parse_spec(spec)
+    name = ALIASES.get(name, name)
     available = available_corpora()
     if name not in available:
-        raise ValueError(f"unknown corpus {name!r} in {spec!r}; available: {', '.join(available)}")
-    if not root.is_dir():
-        raise FileNotFoundError(f"corpus folder not found: {root}")
+        known = sorted(available + list(ALIASES))
+        raise ValueError(f"unknown corpus {name!r} in {spec!r}; available: {', '.join(known)}")
+    if not root.exists():
+        raise FileNotFoundError(f"corpus path not found: {root}")
     module = importlib.import_module(f"{__name__}.{name}")
     return module.prepare(root)

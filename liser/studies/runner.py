@@ -77,7 +77,7 @@ def is_running(state_dir: Path) -> str | None:
 def prepare(study: Study, *, cache_dir: str | Path | None = None, progress: bool = True, where: str = "study") -> TrialContext:
     """Load corpora, teachers and folds once; fail here, with the field to fix, not in a trial."""
     from liser.data import load_corpus_data, load_teachers
-    from liser.folds import load_folds, make_folds
+    from liser.folds import folds_for, load_folds
     from liser.storage import sha1_file
     from liser.teachers.outputs import TeacherFileError, find_teacher_files
 
@@ -109,9 +109,7 @@ def prepare(study: Study, *, cache_dir: str | Path | None = None, progress: bool
         if study.folds.file:
             folds = load_folds(study.folds.file, speakers)
         else:
-            m = labeled.corpus.manifest
-            strata = dict(zip(m["speaker"], m["gender"])) if "gender" in m else None
-            folds = make_folds(speakers, study.folds.n, study.folds.seed, strata)
+            folds = folds_for(labeled.table, study.folds.n, study.folds.seed)
     except (ValueError, FileNotFoundError) as exc:
         raise StudyError(f"{where}: folds: {exc}") from exc
     bad = [k for k in study.fold_indices(len(folds)) if not 0 <= k < len(folds)]

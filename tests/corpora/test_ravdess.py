@@ -140,7 +140,7 @@ def test_parse_spec() -> None:
 
 
 def test_load_corpus_errors(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"unknown corpus 'iemocap'.*available: .*ravdess"):
-        load_corpus(f"iemocap:{tmp_path}")
+    with pytest.raises(ValueError, match=r"unknown corpus 'nosuch'.*available: .*ravdess"):
+        load_corpus(f"nosuch:{tmp_path}")
     with pytest.raises(FileNotFoundError, match="absent"):
         load_corpus(f"ravdess:{tmp_path / 'absent'}")
