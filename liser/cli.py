@@ -113,10 +113,13 @@ def data_check(spec: str, cache_dir: Path | None, json_out: Path | None) -> None
 def data_folds(spec: str, out_file: Path, n_folds: int, seed: int) -> None:
     """Write a speaker-independent fold file for a corpus (reads the layout only)."""
     from liser.corpora import load_corpus
-    from liser.folds import make_folds, save_folds
+    from liser.folds import save_folds
 
-    corpus = load_corpus(spec)
-    folds = _make_folds(corpus, n_folds, seed)
+    try:
+        corpus = load_corpus(spec)
+        folds = _make_folds(corpus, n_folds, seed)
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
     save_folds(folds, out_file, corpus=corpus.name, manifest_hash=corpus.manifest_hash(), seed=seed)
     for f in folds:
         click.echo(f"fold {f.index}: train {len(f.train)}  val {len(f.val)}  test {len(f.test)} speakers")

@@ -74,15 +74,14 @@ def _corpus(root: Path, s: DemoSettings, log) -> Path:
 def _teachers(synth: Path, folds: list[int], s: DemoSettings, progress: bool, log) -> Path:
     """One speech teacher per fold (only the folds the studies use), then the output cache."""
     from liser.corpora import load_corpus
-    from liser.folds import make_folds, save_folds
+    from liser.folds import folds_for, save_folds
     from liser.teachers.pipeline import cache_speech_outputs, cache_video_outputs, summarize_outputs
     from liser.teachers.speech import SUMMARY_FILE, fit_speech_teachers, make_config
 
     labeled = load_corpus(f"ravdess:{synth / 'ravdess'}")
     speech_dir, out = synth / "speech-teachers", synth / "teachers"
     cfg = make_config(backbone="tiny-synth", epochs=s.teacher_epochs, threads=2)
-    m = labeled.manifest
-    all_folds = make_folds(m["speaker"].unique(), 5, 0, dict(zip(m["speaker"], m["gender"])) if "gender" in m else None)
+    all_folds = folds_for(labeled.manifest, 5, 0)  # the folds the studies make (n 5, seed 0)
     summary_path = speech_dir / SUMMARY_FILE
     done = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     fitted = {e["fold"] for e in done.get("folds", [])} if done.get("config") == cfg.model_dump() and done.get("manifest_hash") == labeled.manifest_hash() else set()
