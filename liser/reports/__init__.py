@@ -44,6 +44,14 @@ def _name(studies: list[str], name: str | None) -> str:
     return name or "+".join(dict.fromkeys(studies))
 
 
+def _open(tracking_uri: str, studies: list[str], out_dir: Path, name: str | None, ui_url: str | None) -> tuple[StudyData, Path, str, str]:
+    """What every report starts from: the studies' runs, the output folder (created), the file stem and the UI address."""
+    data = load_studies(tracking_uri, studies)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return data, out_dir, _name(data.names, name), html.ui_url_for(tracking_uri, ui_url)
+
+
 def _title(data: StudyData) -> str:
     return "LiSER report: " + " + ".join(data.names)
 
@@ -71,11 +79,7 @@ def build_report(tracking_uri: str, studies: list[str], out_dir: Path, *, name: 
     point (default: the tracking server, else ``liser ui``'s http://127.0.0.1:5000).
     Raises :class:`StudyNotFound` for a study the store does not hold.
     """
-    data = load_studies(tracking_uri, studies)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    name = _name(data.names, name)
-    ui = html.ui_url_for(tracking_uri, ui_url)
+    data, out_dir, name, ui = _open(tracking_uri, studies, out_dir, name, ui_url)
     written: list[Path] = []
     sections = [("Provenance", html.provenance_html(data, ui))]
     used = set()
@@ -132,11 +136,7 @@ def build_report(tracking_uri: str, studies: list[str], out_dir: Path, *, name: 
 
 def build_fraction_curve(tracking_uri: str, studies: list[str], out_dir: Path, *, name: str | None = None, ui_url: str | None = None) -> list[Path]:
     """Figure 2 alone: ``<name>-fraction-curve.html`` and ``<name>-fraction-curve.csv|.md|.tex``."""
-    data = load_studies(tracking_uri, studies)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    name = _name(data.names, name)
-    ui = html.ui_url_for(tracking_uri, ui_url)
+    data, out_dir, name, ui = _open(tracking_uri, studies, out_dir, name, ui_url)
     written: list[Path] = []
     heading, inner, runs = _fraction_section(data, out_dir, name, written)
     sections = [("Provenance", html.provenance_html(data, ui)), (heading, inner), ("MLflow runs behind the curve", html.runs_html(data, runs, ui))]
