@@ -11,7 +11,7 @@ import click
 
 from liser import __version__
 
-CORPUS_SPEC = "NAME:PATH, e.g. ravdess:data/synth/ravdess (corpora: ravdess, cremad, avclips)"
+CORPUS_SPEC = "NAME:PATH, e.g. ravdess:data/synth/ravdess (corpora: ravdess, cremad, iemocap, table (alias csv), avclips)"
 
 
 def _fail(message: str) -> None:
@@ -203,18 +203,26 @@ def train_cmd(
         for kind, given in (("speech", speech_teacher), ("video", video_teacher)):
             if given:
                 teacher_files.update(find_teacher_files(given, kind))
-        needs = [k for k, lam in (("speech", cfg.lambda_sd), ("video", cfg.lambda_vd)) if lam > 0]
-        if needs and (not unlabeled or any(k not in teacher_files for k in needs)):
+        needs = list(cfg.teacher_kinds)
+        if cfg.uses_unlabeled and (not unlabeled or any(k not in teacher_files for k in needs)):
             _fail(
                 f"configuration {cfg.name} distils from the {' and '.join(needs)} teacher, so it needs --unlabeled and "
                 f"{' and '.join(k + ' teacher outputs' for k in needs)} (--teachers DIR or --{needs[0]}-teacher FILE)"
             )
+        lacking = [k for k in needs if k not in teacher_files]
+        if lacking:
+            _fail(
+                f"configuration {cfg.name} (method {cfg.method}) needs {' and '.join(lacking)} teacher outputs: pass --teachers DIR "
+                f"holding {', '.join(k + ('.npz' if k == 'upstream' else '-foldK.npz') for k in lacking)} "
+                "(from `liser teacher prosodic fit`, `liser teacher linguistic fit` or `liser teacher upstream`)"
+            )
+        teacher_files = {k: v for k, v in teacher_files.items() if k in needs}
         lab = load_corpus_data(labeled, cache_dir, progress=not quiet)
         if not lab.corpus.labeled:
             _fail(f"--labeled {labeled}: this corpus has no labels; give it as --unlabeled")
-        unl = load_corpus_data(unlabeled, cache_dir, progress=not quiet) if unlabeled and cfg.distills else None
-        if unlabeled and not cfg.distills:
-            click.echo(f"note: configuration {cfg.name} does not distil, so --unlabeled is not used", err=True)
+        unl = load_corpus_data(unlabeled, cache_dir, progress=not quiet) if unlabeled and cfg.uses_unlabeled else None
+        if unlabeled and not cfg.uses_unlabeled:
+            click.echo(f"note: configuration {cfg.name} does not distil from unlabeled clips, so --unlabeled is not used", err=True)
         teacher_outputs = load_teachers(teacher_files, lab.corpus.classes) if cfg.distills else {}
         out_dir = out_dir or Path("runs") / f"{cfg.name}-{lab.corpus.name}"
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -385,6 +393,136 @@ def teacher_cache(unlabeled, speech_run, video_source, out_dir, detector, cache_
         click.echo(f"  {row['file']}: {row['clips']} clips, {row['valid_segments']} segments with a target, {metrics}")
 
 
+def _fit_clip_teachers(kind: str, labeled: str, folds_text: str, fold_file, seed: int, fields: dict, out_dir: Path, device: str, quiet: bool, **kw) -> None:
+    """Shared body of `liser teacher prosodic|linguistic fit`: per-fold fits over the students' folds."""
+    from liser.corpora import load_corpus
+    from liser.folds import load_folds, save_folds
+    from liser.teachers.speech import TeacherError
+    from liser.train import resolve_device
+
+    try:
+        corpus = load_corpus(labeled)
+        folds = load_folds(fold_file, corpus.manifest["speaker"].unique()) if fold_file else _make_folds(corpus, 5, seed)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if not (out_dir / "folds.json").exists():
+            save_folds(folds, out_dir / "folds.json", corpus=corpus.name, manifest_hash=corpus.manifest_hash(), seed=seed)
+        picked = _parse_folds(folds_text, len(folds))
+        if kind == "prosodic":
+            from liser.teachers.prosodic import ProsodicTeacherConfig, fit_prosodic_teachers
+
+            summary = fit_prosodic_teachers(
+                corpus, folds, picked, ProsodicTeacherConfig(**fields), out_dir, device=resolve_device(device), progress=not quiet, log=click.echo, **kw
+            )
+        else:
+            from liser.teachers.linguistic import fit_linguistic_teachers, make_config
+
+            summary = fit_linguistic_teachers(corpus, folds, picked, make_config(**fields), out_dir, device=resolve_device(device), progress=not quiet, log=click.echo)
+    except (TeacherError, ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    for entry in summary["folds"]:
+        click.echo(f"fold {entry['fold']}: {kind} teacher val UAR {entry['val_uar']:.3f}  WAR {entry['val_war']:.3f}  (best epoch {entry.get('best_epoch')})")
+    click.echo(f"{kind} teachers in {out_dir} ({kind}-foldK.npz); train with: liser train --labeled {labeled} --teachers {out_dir} --config emodistill")
+
+
+_FOLD_OPTIONS = [
+    click.option("--labeled", required=True, help=f"labeled corpus, {CORPUS_SPEC}"),
+    click.option("--folds", "folds_text", default="all", show_default=True, help="'all' or e.g. 0,2: one teacher per fold"),
+    click.option("--fold-file", type=click.Path(dir_okay=False, path_type=Path), help="the students' fold file (default: the seeded folds `liser train` makes)"),
+    click.option("--epochs", type=int, help="at most this many epochs"),
+    click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a teacher setting, e.g. --set lr=1e-3"),
+    click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="teacher folder (KIND-foldK.npz go here)"),
+    click.option("--device", default="auto", show_default=True),
+    click.option("--seed", default=0, show_default=True, help="seed of the default folds"),
+    click.option("-q", "--quiet", is_flag=True),
+]
+
+
+def _fold_options(f):
+    for option in reversed(_FOLD_OPTIONS):
+        f = option(f)
+    return f
+
+
+@teacher.group("prosodic")
+def teacher_prosodic() -> None:
+    """EmoDistill's prosodic teacher: eGeMAPS LLDs (opensmile) into a 4-block 2D ResNet."""
+
+
+@teacher_prosodic.command("fit")
+@_fold_options
+@click.option("--cache-dir", type=click.Path(path_type=Path), help="cache root for the LLDs (default $LISER_CACHE or ~/.cache/liser)")
+def teacher_prosodic_fit(labeled, folds_text, fold_file, epochs, overrides, out_dir, device, seed, quiet, cache_dir) -> None:
+    """Fit one prosodic teacher per fold (its training speakers only) and write prosodic-foldK.npz."""
+    from liser.configs import parse_overrides
+
+    fields = {**parse_overrides(overrides), **({"epochs": epochs} if epochs is not None else {})}
+    _fit_clip_teachers("prosodic", labeled, folds_text, fold_file, seed, fields, out_dir, device, quiet, cache_dir=cache_dir)
+
+
+@teacher.group("linguistic")
+def teacher_linguistic() -> None:
+    """EmoDistill's linguistic teacher: a BERT-family text classifier on the transcripts."""
+
+
+@teacher_linguistic.command("fit")
+@_fold_options
+@click.option("--backbone", default="tiny-text", show_default=True, help="hub id (bert-base-uncased, the paper's), local folder, or tiny-text (offline)")
+def teacher_linguistic_fit(labeled, folds_text, fold_file, epochs, overrides, out_dir, device, seed, quiet, backbone) -> None:
+    """Fit one linguistic teacher per fold (its training speakers only) and write linguistic-foldK.npz."""
+    from liser.configs import parse_overrides
+
+    fields = {"backbone": backbone, **parse_overrides(overrides), **({"epochs": epochs} if epochs is not None else {})}
+    _fit_clip_teachers("linguistic", labeled, folds_text, fold_file, seed, fields, out_dir, device, quiet)
+
+
+@teacher.command("upstream")
+@click.option("--source", help="source corpus the upstream model is fitted on, e.g. ravdess:PATH (NSL paper: RAVDESS)")
+@click.option("--target", required=True, help="target corpus whose clips the graph joins, e.g. table:PATH (NSL paper: DEMoS)")
+@click.option("--teacher", "teacher_dir", type=click.Path(file_okay=False, path_type=Path), help="an already fitted speech teacher folder (skips the fit)")
+@click.option("--backbone", default="facebook/hubert-base-ls960", show_default=True, help="hub id, local folder, or tiny-synth (offline stand-in)")
+@click.option("--epochs", type=int, help="at most this many epochs of the upstream fit")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a speech-teacher setting")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="teacher folder: upstream.npz goes here")
+@click.option("--cache-dir", type=click.Path(path_type=Path), help="cache root (default $LISER_CACHE or ~/.cache/liser)")
+@click.option("--device", default="auto", show_default=True)
+@click.option("-q", "--quiet", is_flag=True)
+def teacher_upstream(source, target, teacher_dir, backbone, epochs, overrides, out_dir, cache_dir, device, quiet) -> None:
+    """NSL's upstream model: fit a speech teacher on a source corpus, then embed every target clip.
+
+    \b
+    The embedding is the time-mean of the teacher head's projector output (the paper's
+    FC-layer output averaged over time). Trials build each fold's graph from it.
+    """
+    from liser.configs import parse_overrides
+    from liser.corpora import load_corpus
+    from liser.teachers.speech import TeacherError, fit_speech_teacher, make_config
+    from liser.teachers.upstream import embed_corpus
+    from liser.train import resolve_device
+
+    if not source and not teacher_dir:
+        _fail("give --source NAME:PATH to fit the upstream model, or --teacher DIR to use a fitted one")
+    try:
+        dev = resolve_device(device)
+        tgt = load_corpus(target)
+        if teacher_dir is None:
+            src = load_corpus(source)
+            if src.manifest_hash() == tgt.manifest_hash():
+                _fail(f"--source and --target are the same corpus ({source}); NSL transfers from another corpus")
+            fields = {"backbone": backbone, **parse_overrides(overrides)}
+            if epochs is not None:
+                fields["epochs"] = epochs
+            teacher_dir = out_dir / "upstream-teacher"
+            record = fit_speech_teacher(src, src.manifest["speaker"].unique(), make_config(**fields), teacher_dir, device=dev, progress=not quiet)
+            click.echo(f"upstream model fitted on {src.name} ({len(record['train_speakers'])} speakers): val UAR {record['val_uar']:.3f}")
+        outputs, run = embed_corpus(teacher_dir, tgt, out_dir / "upstream.npz", cache_dir=cache_dir, device=dev, progress=not quiet)
+    except (TeacherError, ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    click.echo(
+        f"upstream embeddings of {len(outputs)} {tgt.name} clips (dim {outputs.embeddings.shape[1]}): ran on {run.computed}, "
+        f"{run.cached} from cache, {len(run.skipped)} skipped -> {out_dir / 'upstream.npz'}"
+    )
+
+
 # ----------------------------------------------------------------------- studies
 @main.group()
 def study() -> None:
@@ -509,8 +647,10 @@ def _write_report(build, studies, tracking_uri, out_dir, name, ui_url) -> None:
 @click.option("--root", default=".", show_default=True, type=click.Path(file_okay=False, path_type=Path), help="where data/synth, mlflow/ and dashboards/ go")
 @click.option("--quick", is_flag=True, help="a reduced run (5 actors, 1 epoch, 2 folds) that checks the whole chain in a few minutes")
 @click.option("--studies", "studies_dir", type=click.Path(file_okay=False, path_type=Path), help="folder with demo.yaml and demo-fraction.yaml (default: the shipped studies/)")
+@click.option("--methods", default="liser", show_default=True, metavar="LIST",
+              help="methods to demonstrate: liser, emodistill, nsl, comma-separated, or all (each adds its teachers, a study and a dashboard)")
 @click.option("-q", "--quiet", is_flag=True, help="no progress bars")
-def demo_cmd(root, quick, studies_dir, quiet) -> None:
+def demo_cmd(root, quick, studies_dir, methods, quiet) -> None:
     """The whole mission on the built-in synthetic corpus, on a CPU (~15 min on 2 cores).
 
     \b
@@ -519,13 +659,23 @@ def demo_cmd(root, quick, studies_dir, quiet) -> None:
     3. run studies/demo.yaml: Table 2's configurations, distill-ce and two-stage-train
     4. run studies/demo-fraction.yaml: a short labeled-fraction sweep
     5. write dashboards/ from what MLflow holds
+    --methods all also fits EmoDistill's teachers and NSL's upstream model and runs
+    studies/demo-emodistill.yaml and studies/demo-nsl.yaml (a few more minutes).
     Every step resumes: run it again after a crash or Ctrl-C.
     """
-    from liser.demo import DemoSettings, run_demo
+    from dataclasses import replace
+
+    from liser.demo import METHODS, DemoSettings, run_demo
     from liser.studies.spec import StudyError
 
+    named = METHODS if methods.strip() == "all" else tuple(m.strip() for m in methods.split(",") if m.strip())
+    unknown = sorted(set(named) - set(METHODS))
+    if unknown:
+        _fail(f"--methods {methods!r}: unknown {', '.join(unknown)}; choose from {', '.join(METHODS)} or all (liser always runs)")
+    picked = tuple(m for m in METHODS if m == "liser" or m in named)
+    settings = replace(DemoSettings.quick() if quick else DemoSettings(), methods=picked)
     try:
-        result = run_demo(root, DemoSettings.quick() if quick else DemoSettings(), studies=studies_dir, progress=not quiet, log=click.echo)
+        result = run_demo(root, settings, studies=studies_dir, progress=not quiet, log=click.echo)
     except (StudyError, ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
     click.echo(f"done in {sum(result.seconds.values()) / 60:.1f} min: " + ", ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items()))

@@ -20,10 +20,24 @@ class ConfigError(ValueError):
     """A configuration that cannot be used; the message names the field and the allowed values."""
 
 
+METHODS = ("liser", "emodistill", "nsl")
+STUDENTS = ("liser", "cnn6")
+
+# Which fields belong to which method: a field of another method must keep its default,
+# so a study cannot silently search a knob the trial ignores.
+METHOD_FIELDS = {
+    "liser": ("lambda_sd", "lambda_vd", "distill_loss", "confidence", "schedule", "pretrain_epochs", "unlabeled_batch_size"),
+    "emodistill": ("alpha", "beta", "gamma", "tau_prosodic", "tau_linguistic", "prosodic_teacher", "linguistic_teacher"),
+    "nsl": ("nsl_alpha", "nsl_neighbors", "nsl_epsilon"),
+}
+
+
 class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = "custom"
+    method: Literal["liser", "emodistill", "nsl"] = Field("liser", description="LiSER (unlabeled AV distillation), EmoDistill or NSL")
+    student: Literal["liser", "cnn6"] = Field("liser", description="the student network: LiSER's CNN-LSTM (105K) or CNN-6 (NSL paper)")
     lambda_sd: float = Field(0.0, ge=0, description="weight of speech distillation, eq. 4")
     lambda_vd: float = Field(0.0, ge=0, description="weight of video distillation, eq. 4")
     distill_loss: Literal["mae", "ce"] = Field("mae", description="MAE between softmaxes (eq. 2-3) or CE to soft labels (Table 3)")
@@ -38,16 +52,47 @@ class TrainConfig(BaseModel):
     lr: float = Field(LEARNING_RATE, gt=0)
     weight_decay: float = Field(0.01, ge=0)
     seed: int = 0
+    # EmoDistill (eq. 5): alpha * L_logits + beta * L_embeddings + gamma * CE
+    alpha: float = Field(1.0, ge=0, description="EmoDistill: weight of logit KD (KL at temperature tau)")
+    beta: float = Field(10.0, ge=0, description="EmoDistill: weight of embedding KD (negative cosine)")
+    gamma: float = Field(2.0, ge=0, description="EmoDistill: weight of cross-entropy")
+    tau_prosodic: float = Field(0.5, gt=0, description="EmoDistill: temperature of the prosodic teacher's KD")
+    tau_linguistic: float = Field(5.0, gt=0, description="EmoDistill: temperature of the linguistic teacher's KD")
+    prosodic_teacher: bool = Field(True, description="EmoDistill: distil from the prosodic (eGeMAPS ResNet) teacher")
+    linguistic_teacher: bool = Field(True, description="EmoDistill: distil from the linguistic (BERT) teacher")
+    # NSL (eq. 2): CE + nsl_alpha * sum over graph neighbours of (1 - cosine)
+    nsl_alpha: float = Field(0.1, ge=0, description="NSL: neighbour-loss multiplier (paper: 0.01, 0.1, 1)")
+    nsl_neighbors: int = Field(3, ge=1, description="NSL: most neighbours per sample (paper: 3, 6, 9)")
+    nsl_epsilon: float = Field(0.99, ge=-1, lt=1, description="NSL: cosine similarity a neighbour must exceed")
 
     @model_validator(mode="after")
     def _consistent(self) -> "TrainConfig":
-        if self.schedule == "two-stage" and not self.distills:
+        if self.schedule == "two-stage" and not (self.lambda_sd > 0 or self.lambda_vd > 0):
             raise ValueError("schedule 'two-stage' needs lambda_sd > 0 or lambda_vd > 0 (there is nothing to distil first)")
+        defaults = {k: f.default for k, f in TrainConfig.model_fields.items()}
+        foreign = [f for m, fields in METHOD_FIELDS.items() if m != self.method for f in fields if getattr(self, f) != defaults[f]]
+        if foreign:
+            raise ValueError(f"{foreign} do not apply to method {self.method!r}; {self.method} uses {list(METHOD_FIELDS[self.method])}")
         return self
 
     @property
+    def teacher_kinds(self) -> tuple[str, ...]:
+        """The teacher outputs this configuration reads."""
+        if self.method == "emodistill":
+            return tuple(k for k, on in (("prosodic", self.prosodic_teacher), ("linguistic", self.linguistic_teacher)) if on)
+        if self.method == "nsl":
+            return ("upstream",)
+        return tuple(k for k, lam in (("speech", self.lambda_sd), ("video", self.lambda_vd)) if lam > 0)
+
+    @property
     def distills(self) -> bool:
-        return self.lambda_sd > 0 or self.lambda_vd > 0
+        """Whether any teacher is involved."""
+        return bool(self.teacher_kinds)
+
+    @property
+    def uses_unlabeled(self) -> bool:
+        """LiSER distils on an unlabeled corpus; EmoDistill and NSL use the labeled one only."""
+        return self.method == "liser" and self.distills
 
     @property
     def n_unlabeled(self) -> int:
@@ -69,7 +114,26 @@ PRESETS: dict[str, dict[str, Any]] = {
     "two-stage-train": {"lambda_sd": 1.0, "lambda_vd": 1.0, "schedule": "two-stage"},
     "vid-two-stage-train": {"lambda_vd": 1.0, "schedule": "two-stage"},
     "sp-two-stage-train": {"lambda_sd": 1.0, "schedule": "two-stage"},
+    # EmoDistill (ICASSP 2024) and its Table 2 ablations.
+    "emodistill": {"method": "emodistill"},
+    "emodistill-no-logits": {"method": "emodistill", "alpha": 0.0},
+    "emodistill-no-embeddings": {"method": "emodistill", "beta": 0.0},
+    "emodistill-no-prosodic": {"method": "emodistill", "prosodic_teacher": False},
+    "emodistill-no-linguistic": {"method": "emodistill", "linguistic_teacher": False},
+    "emodistill-no-teachers": {"method": "emodistill", "prosodic_teacher": False, "linguistic_teacher": False},
+    # NSL (on-device SER): the graph-regularised student and its base model, on CNN-6 as in Table 3.
+    "nsl": {"method": "nsl", "student": "cnn6"},
+    "cnn6": {"student": "cnn6"},
+    "nsl-cnn-lstm": {"method": "nsl"},  # NSL on LiSER's 105K CNN-LSTM; its baseline is no-dstl
 }
+
+
+
+def baseline_of(method: str = "liser", student: str = "liser") -> str:
+    """The configuration reports compare a trial against: the same student without its teachers."""
+    if method == "emodistill":
+        return "emodistill-no-teachers"
+    return "no-dstl" if student == "liser" else "cnn6"
 
 
 def _coerce(text: str) -> Any:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -16,7 +17,7 @@ from liser.constants import CROP_FRAMES, CROP_SECONDS, HOP_SECONDS, TEACHER_SEGM
 from liser.corpora import Corpus, load_corpus
 from liser.evaluate import fit_frames
 from liser.features import FeatureSet, featurize
-from liser.teachers.outputs import TeacherFileError, TeacherFiles, TeacherOutputs
+from liser.teachers.outputs import CLIP_KINDS, ClipOutputs, TeacherFileError, TeacherFiles, TeacherOutputs
 
 
 @dataclass
@@ -52,18 +53,22 @@ def load_corpus_data(spec: str, cache_dir: str | Path | None = None, progress: b
     return CorpusData(corpus, featurize(corpus, cache_dir, progress=progress))
 
 
-def load_teachers(files: TeacherFiles, labeled_classes: tuple[str, ...]) -> dict[str, dict[int | None, TeacherOutputs]]:
-    """Load every teacher-output file; check each holds its kind and the speech teacher the labeled classes."""
-    teachers: dict[str, dict[int | None, TeacherOutputs]] = {}
+# Teachers whose classes must be the labeled corpus's: they were fitted on it.
+SAME_CLASSES = ("speech", "prosodic", "linguistic")
+
+
+def load_teachers(files: TeacherFiles, labeled_classes: tuple[str, ...]) -> dict[str, dict[int | None, TeacherOutputs | ClipOutputs]]:
+    """Load every teacher file; check each holds its kind, and that teachers fitted on the labeled corpus have its classes."""
+    teachers: dict[str, dict[int | None, TeacherOutputs | ClipOutputs]] = {}
     for kind, by_fold in files.items():
         for fold, path in by_fold.items():
-            out = TeacherOutputs.load(path)
+            out = ClipOutputs.load(path) if kind in CLIP_KINDS else TeacherOutputs.load(path)
             if out.kind != kind:
                 raise TeacherFileError(f"{path}: holds {out.kind} teacher outputs but was given as the {kind} teacher")
-            if kind == "speech" and tuple(out.classes) != tuple(labeled_classes):
+            if kind in SAME_CLASSES and tuple(out.classes) != tuple(labeled_classes):
                 raise TeacherFileError(
-                    f"{path}: the speech teacher's classes {list(out.classes)} differ from the labeled corpus's "
-                    f"{list(labeled_classes)}; fit the speech teacher on the same labeled corpus"
+                    f"{path}: the {kind} teacher's classes {list(out.classes)} differ from the labeled corpus's "
+                    f"{list(labeled_classes)}; fit the {kind} teacher on the same labeled corpus"
                 )
             teachers.setdefault(kind, {})[fold] = out
     return teachers
@@ -103,11 +108,18 @@ def random_crop(feat: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return fit_frames(feat, int(rng.integers(0, max(feat.shape[1] - CROP_FRAMES, 0) + 1)))
 
 
+class LabeledBatch(NamedTuple):
+    x: np.ndarray  # [B, mels, frames] crops
+    y: np.ndarray  # [B] label indices
+    ids: list[str]  # the clips' ids: methods look up their teachers' outputs or graph neighbours by them
+
+
 class LabeledSampler:
     """Shuffled mini-batches of random crops, one pass over the clips per epoch."""
 
-    def __init__(self, feats: list[np.ndarray], labels: np.ndarray, batch_size: int):
+    def __init__(self, feats: list[np.ndarray], labels: np.ndarray, batch_size: int, ids: list[str] | None = None):
         self.feats, self.labels, self.batch_size = feats, np.asarray(labels), batch_size
+        self.ids = list(ids) if ids is not None else [str(i) for i in range(len(feats))]
 
     def __len__(self) -> int:
         return -(-len(self.feats) // self.batch_size)
@@ -116,7 +128,7 @@ class LabeledSampler:
         order = rng.permutation(len(self.feats))
         for lo in range(0, len(order), self.batch_size):
             idx = order[lo : lo + self.batch_size]
-            yield np.stack([random_crop(self.feats[i], rng) for i in idx]), self.labels[idx]
+            yield LabeledBatch(np.stack([random_crop(self.feats[i], rng) for i in idx]), self.labels[idx], [self.ids[i] for i in idx])
 
 
 @dataclass

@@ -19,6 +19,8 @@ from typing import Callable
 import liser
 
 STUDY_FILES = ("demo.yaml", "demo-fraction.yaml")
+METHODS = ("liser", "emodistill", "nsl")
+METHOD_STUDIES = {"emodistill": "demo-emodistill.yaml", "nsl": "demo-nsl.yaml"}
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class DemoSettings:
     folds: tuple[int, ...] | None = None  # None: the study files' own
     fractions: tuple[float, ...] | None = None  # None: demo-fraction.yaml's own
     configurations: tuple[str, ...] | None = None  # None: demo.yaml's own
+    methods: tuple[str, ...] = ("liser",)  # add "emodistill" and/or "nsl" for their teachers and studies
     seed: int = 0
 
     @classmethod
@@ -61,12 +64,15 @@ def _corpus(root: Path, s: DemoSettings, log) -> Path:
 
     synth = root / "data" / "synth"
     marker = synth / "demo-corpus.json"
-    want = {"actors": s.actors, "unlabeled_clips": s.unlabeled_clips, "seed": s.seed, "version": 1}
-    if marker.exists() and json.loads(marker.read_text()) == want:
+    cremad = s.actors if "nsl" in s.methods else 0  # NSL's target corpus
+    want = {"actors": s.actors, "unlabeled_clips": s.unlabeled_clips, "seed": s.seed, "version": 2}
+    have = json.loads(marker.read_text()) if marker.exists() else {}
+    if {k: v for k, v in have.items() if k != "cremad_actors"} == want and have.get("cremad_actors", 0) >= cremad:
         log(f"[1/5] corpus: reusing {synth}")
         return synth
     log(f"[1/5] corpus: writing {s.actors} RAVDESS-layout actors and {s.unlabeled_clips} audio-visual clips to {synth}")
-    generate(synth, actors=s.actors, unlabeled_clips=s.unlabeled_clips, seed=s.seed, workers=2, progress=True)
+    generate(synth, actors=s.actors, unlabeled_clips=s.unlabeled_clips, seed=s.seed, workers=2, cremad_actors=cremad, progress=True)
+    want["cremad_actors"] = cremad
     marker.write_text(json.dumps(want))
     return synth
 
@@ -103,10 +109,50 @@ def _teachers(synth: Path, folds: list[int], s: DemoSettings, progress: bool, lo
     return out
 
 
-def _study(path: Path, synth: Path, teachers: Path, s: DemoSettings, *, fraction: bool):
+def _emodistill_teachers(synth: Path, folds: list[int], s: DemoSettings, progress: bool, log) -> Path:
+    """EmoDistill's two teachers per fold on the transcribed corpus: small enough for a CPU demo."""
+    from liser.corpora import load_corpus
+    from liser.folds import folds_for
+    from liser.teachers.linguistic import fit_linguistic_teachers
+    from liser.teachers.linguistic import make_config as linguistic_config
+    from liser.teachers.prosodic import ProsodicTeacherConfig, fit_prosodic_teachers
+
+    corpus = load_corpus(f"table:{synth / 'transcribed.csv'}")
+    out = synth / "emodistill-teachers"
+    all_folds = folds_for(corpus.manifest, 5, 0)
+    log(f"      EmoDistill teachers for folds {folds}: eGeMAPS ResNet (opensmile LLDs) and tiny BERT on the transcripts")
+    prosodic = ProsodicTeacherConfig(epochs=2 * s.teacher_epochs, channels=(8, 16, 32, 64), embedding=64, crop_frames=150, threads=1)
+    fit_prosodic_teachers(corpus, all_folds, folds, prosodic, out, progress=progress, log=lambda m: log("      " + m))
+    fit_linguistic_teachers(corpus, all_folds, folds, linguistic_config(epochs=2 * s.teacher_epochs, threads=1), out, progress=progress, log=lambda m: log("      " + m))
+    return out
+
+
+def _nsl_teachers(synth: Path, s: DemoSettings, progress: bool, log) -> Path:
+    """NSL's upstream model, fitted on the RAVDESS-layout actors, embedding the CREMA-D-layout clips."""
+    from liser.corpora import load_corpus
+    from liser.teachers.speech import TEACHER_FILE, fit_speech_teacher, make_config
+    from liser.teachers.upstream import embed_corpus
+
+    source, target = load_corpus(f"ravdess:{synth / 'ravdess'}"), load_corpus(f"cremad:{synth / 'cremad'}")
+    out = synth / "nsl-teachers"
+    teacher = out / "upstream-teacher"
+    cfg = make_config(backbone="tiny-synth", epochs=s.teacher_epochs, threads=2)
+    record = json.loads((teacher / TEACHER_FILE).read_text()) if (teacher / TEACHER_FILE).exists() else {}
+    if record.get("config") != cfg.model_dump() or record.get("manifest_hash") != source.manifest_hash():
+        log(f"      NSL upstream: fitting the tiny HuBERT + LoRA on all {source.manifest['speaker'].nunique()} source actors")
+        fit_speech_teacher(source, source.manifest["speaker"].unique(), cfg, teacher, progress=progress)
+    outputs, _ = embed_corpus(teacher, target, out / "upstream.npz", progress=progress)
+    log(f"      NSL upstream: {len(outputs)} target clips embedded (dim {outputs.embeddings.shape[1]})")
+    return out
+
+
+def _study(path: Path, synth: Path, teachers: Path, s: DemoSettings, *, fraction: bool, labeled: str | None = None):
     from liser.studies.spec import Study, check_trials, load_study
 
-    study = load_study(path, labeled=f"ravdess:{synth / 'ravdess'}", unlabeled=f"avclips:{synth / 'avclips'}", teachers=str(teachers))
+    if labeled is None:
+        study = load_study(path, labeled=f"ravdess:{synth / 'ravdess'}", unlabeled=f"avclips:{synth / 'avclips'}", teachers=str(teachers))
+    else:  # EmoDistill and NSL studies: their own corpus, no unlabeled one
+        study = load_study(path, labeled=labeled, teachers=str(teachers))
     data = study.model_dump()
     if s.epochs is not None:
         data["fixed"] = {**data["fixed"], "epochs": s.epochs}
@@ -114,7 +160,7 @@ def _study(path: Path, synth: Path, teachers: Path, s: DemoSettings, *, fraction
         data["folds"] = {**data["folds"], "use": list(s.folds)}
     if fraction and s.fractions is not None:
         data["grid"] = {**data["grid"], "labeled_fraction": list(s.fractions)}
-    if not fraction and s.configurations is not None:
+    if not fraction and labeled is None and s.configurations is not None:
         data["configurations"] = list(s.configurations)
     study = Study.model_validate(data)
     check_trials(study, path)
@@ -153,15 +199,28 @@ def run_demo(
              _study(files / STUDY_FILES[1], synth, synth / "teachers", s, fraction=True)]
     folds = sorted({k for st in specs for k in st.fold_indices(5)})
     _teachers(synth, folds, s, progress, log)
+    extra = []
+    if "emodistill" in s.methods:
+        t = _emodistill_teachers(synth, folds, s, progress, log)
+        extra.append(_study(files / METHOD_STUDIES["emodistill"], synth, t, s, fraction=False, labeled=f"table:{synth / 'transcribed.csv'}"))
+    if "nsl" in s.methods:
+        t = _nsl_teachers(synth, s, progress, log)
+        extra.append(_study(files / METHOD_STUDIES["nsl"], synth, t, s, fraction=False, labeled=f"cremad:{synth / 'cremad'}"))
     lap("teachers")
     for step, study in zip((3, 4), specs):
         log(f"[{step}/5] study {study.name}: {len(study.points())} trials x {len(study.fold_indices(5))} folds on a local Ray")
         run_study(study, tracking_uri=uri, root=root, progress=progress, log=lambda m: log("      " + m), where=str(files / STUDY_FILES[step - 3]))
         lap(study.name)
+    for study in extra:
+        log(f"[4/5] study {study.name}: {len(study.points())} trials x {len(study.fold_indices(5))} folds on a local Ray")
+        run_study(study, tracking_uri=uri, root=root, progress=progress, log=lambda m: log("      " + m), where=study.name)
+        lap(study.name)
     log("[5/5] dashboards from what MLflow holds")
     out = root / "dashboards"
     result.dashboards += build_report(uri, [specs[0].name], out)
     result.dashboards += build_fraction_curve(uri, [specs[1].name, specs[0].name], out, name=specs[0].name)
+    for study in extra:
+        result.dashboards += build_report(uri, [study.name], out)
     lap("reports")
     (out / "demo-timings.json").write_text(json.dumps({"settings": asdict(s), "seconds": result.seconds}, indent=1, default=list))
     return result

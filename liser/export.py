@@ -3,8 +3,11 @@
     liser export RUN_ID --onnx
 
 The file takes ``log_mel`` [batch, n_mels, frames] (float32, the features of
-:mod:`liser.features`) with batch and frames both dynamic, and returns the four
-outputs of :class:`liser.model.StudentOutput`: ``sup``, ``sd``, ``vd``, ``embedding``.
+:mod:`liser.features`) with batch and frames both dynamic, and returns the outputs of
+the student's forward, by name: ``sup``, ``sd``, ``vd``, ``embedding`` for LiSER's
+:class:`liser.model.StudentOutput`, ``sup``, ``embedding`` for CNN-6, ``sup``,
+``prosodic``, ``linguistic``, ``embedding`` for an EmoDistill student. ``sup`` is always
+the emotion prediction.
 
 We use the TorchScript-based exporter (``dynamo=False``): it exports the LSTM exactly
 (max difference ~1e-7), in about a second, and needs only ``onnx``; the dynamo exporter
@@ -24,22 +27,33 @@ import numpy as np
 import torch
 
 from liser.constants import CROP_FRAMES
-from liser.model import Student, StudentOutput
+from liser.model import StudentOutput
 
 INPUT_NAME = "log_mel"
-OUTPUT_NAMES = StudentOutput._fields  # sup, sd, vd, embedding
+OUTPUT_NAMES = StudentOutput._fields  # LiSER's student: sup, sd, vd, embedding
 ONNX_ARTIFACT = "onnx/student.onnx"
 OPSET = 17
 
 
-def export_onnx(model: Student, path: str | Path, *, n_mels: int, frames: int = CROP_FRAMES) -> Path:
+def output_names(model: torch.nn.Module, n_mels: int) -> tuple[str, ...]:
+    """The names of the student's outputs (its forward returns a NamedTuple)."""
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        out = model(torch.zeros(2, n_mels, CROP_FRAMES))
+    model.train(was_training)
+    return type(out)._fields
+
+
+def export_onnx(model: torch.nn.Module, path: str | Path, *, n_mels: int, frames: int = CROP_FRAMES) -> Path:
     """Write ``model`` (in eval mode: BatchNorm uses its running statistics) to ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    names = output_names(model, n_mels)
     was_training = model.training
     model.eval()
     example = torch.zeros(2, n_mels, frames)  # batch 2: tracing must not fold the batch into a constant
-    axes = {INPUT_NAME: {0: "batch", 2: "frames"}, **{name: {0: "batch"} for name in OUTPUT_NAMES}}
+    axes = {INPUT_NAME: {0: "batch", 2: "frames"}, **{name: {0: "batch"} for name in names}}
     try:
         with warnings.catch_warnings():
             # The exporter's deprecation notice, and tracer notes about shape arithmetic
@@ -47,7 +61,7 @@ def export_onnx(model: Student, path: str | Path, *, n_mels: int, frames: int = 
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 model, (example,), str(path), dynamo=False, opset_version=OPSET,
-                input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES), dynamic_axes=axes,
+                input_names=[INPUT_NAME], output_names=list(names), dynamic_axes=axes,
             )  # fmt: skip
     finally:
         model.train(was_training)
@@ -71,27 +85,35 @@ def onnx_session(onnx_path: str | Path, threads: int | None = None):
     return ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
 
 
-def check_equivalence(model: Student, onnx_path: str | Path, inputs: Sequence[torch.Tensor | np.ndarray], atol: float = 1e-4) -> float:
+def check_equivalence(model: torch.nn.Module, onnx_path: str | Path, inputs: Sequence[torch.Tensor | np.ndarray], atol: float = 1e-4) -> float:
     """Max absolute difference over all outputs between onnxruntime and torch on ``inputs``.
 
     Raises ``ValueError`` when it exceeds ``atol``: an exported file that disagrees with
     its checkpoint must not be shipped.
     """
     session = onnx_session(onnx_path)
+    names = [o.name for o in session.get_outputs()]
     model.eval()
     worst = 0.0
     for x in inputs:
         x = torch.as_tensor(x, dtype=torch.float32)
         with torch.no_grad():
             expected = model(x)
-        got = session.run(list(OUTPUT_NAMES), {INPUT_NAME: x.numpy()})
-        for name, ref, out in zip(OUTPUT_NAMES, expected, got):
+        got = session.run(names, {INPUT_NAME: x.numpy()})
+        for name, out in zip(names, got):
+            ref = getattr(expected, name)
             if out.shape != tuple(ref.shape):
                 raise ValueError(f"ONNX output {name} has shape {out.shape}, torch {tuple(ref.shape)} (input {tuple(x.shape)})")
             worst = max(worst, float(np.abs(out - ref.numpy()).max()))
     if worst > atol:
         raise ValueError(f"ONNX outputs differ from torch by up to {worst:.3g} (tolerance {atol:g})")
     return worst
+
+
+def student_n_mels(model: torch.nn.Module) -> int:
+    """The mel bands a student takes (an EmoDistill student's backbone says)."""
+    config = model.config
+    return int(config["n_mels"] if "n_mels" in config else config["backbone"]["n_mels"])
 
 
 def fold_runs(c, run_id: str) -> list:
@@ -131,7 +153,7 @@ def export_one(c, run, out_dir: Path, atol: float = 1e-4) -> dict:
         raise FileNotFoundError(f"run {run_id} has no {CHECKPOINT_ARTIFACT} artifact (not a finished fold run?)")
     with tempfile.TemporaryDirectory() as tmp:
         model, _ = load_student(c.download_artifacts(run_id, CHECKPOINT_ARTIFACT, tmp))
-    n_mels = model.config["n_mels"]
+    n_mels = student_n_mels(model)
     path = export_onnx(model, out_dir / run_id / Path(ONNX_ARTIFACT).name, n_mels=n_mels)
     diff = check_equivalence(model, path, equivalence_inputs(n_mels), atol=atol)
     size = path.stat().st_size

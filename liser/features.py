@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -28,12 +27,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
-from liser.audio import AudioError, load_audio
+from liser.audio import load_audio
 from liser.constants import HOP_LENGTH, LOG_FLOOR, N_FFT, N_MELS, SAMPLE_RATE
 from liser.corpora.manifest import Corpus, make_skips
-from liser.storage import ContentHashes, default_cache_dir, write_atomic
+from liser.storage import ClipStore, ContentHashes, default_cache_dir
 
 FEATURE_SETTINGS = {
     "kind": "log-mel-db",
@@ -122,45 +120,19 @@ def featurize(corpus: Corpus, cache_dir: str | Path | None = None, progress: boo
     reason; fixes (downmix, resample) are counted. A corrupt cache entry is recomputed.
     """
     root = Path(cache_dir) if cache_dir else default_cache_dir()
-    store = root / "features" / settings_key()
-    hashes = ContentHashes(root / "hashes.json")
-    features: dict[str, np.ndarray] = {}
-    skipped: list[tuple[str, str]] = []
-    fixes: Counter = Counter()
-    computed = 0
+    store = ClipStore(root / "features" / settings_key(), ContentHashes(root / "hashes.json"))
+
+    def compute(path: Path) -> dict[str, np.ndarray]:
+        wave, clip_fixes = load_audio(path, return_fixes=True)  # AudioError carries the skip reason
+        return {"mel": log_mel(wave), "fixes": np.asarray(clip_fixes, dtype=str)}
+
     rows = corpus.manifest[["clip_id", "path"]].itertuples(index=False)
-    bar = tqdm(rows, total=len(corpus.manifest), desc=f"features {corpus.name}", unit="clip", disable=not progress)
-    try:
-        for clip_id, path in bar:
-            path = Path(path)
-            try:
-                digest = hashes(path)
-            except OSError as exc:
-                skipped.append((str(path), f"unreadable ({exc.strerror or exc})"))
-                continue
-            npz, err = store / digest[:2] / f"{digest}.npz", store / digest[:2] / f"{digest}.json"
-            if err.exists():
-                skipped.append((str(path), json.loads(err.read_text())["reason"]))
-                continue
-            if npz.exists():
-                try:
-                    with np.load(npz) as entry:
-                        features[clip_id] = entry["mel"]
-                        fixes.update(str(f) for f in entry["fixes"])
-                    continue
-                except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile):
-                    pass  # corrupt entry: fall through and recompute
-            computed += 1
-            try:
-                wave, clip_fixes = load_audio(path, return_fixes=True)
-            except AudioError as exc:
-                write_atomic(err, lambda fh: fh.write(json.dumps({"reason": exc.reason}).encode()))
-                skipped.append((str(path), exc.reason))
-                continue
-            fixes.update(clip_fixes)
-            feat = log_mel(wave)
-            write_atomic(npz, lambda fh: np.savez(fh, mel=feat, fixes=np.asarray(clip_fixes, dtype=str)))
-            features[clip_id] = feat
-    finally:
-        hashes.save()
-    return FeatureSet(features, make_skips(skipped), fixes, computed)
+    run = store.map(
+        rows, compute, check=lambda e: "mel" in e and e["mel"].ndim == 2, total=len(corpus.manifest),
+        desc=f"features {corpus.name}", progress=progress,
+    )
+    fixes: Counter = Counter()
+    for entry in run.arrays.values():
+        fixes.update(str(f) for f in entry.get("fixes", ()))
+    features = {clip_id: entry["mel"] for clip_id, entry in run.arrays.items()}
+    return FeatureSet(features, make_skips(run.skipped), fixes, run.computed)

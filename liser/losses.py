@@ -81,3 +81,87 @@ def batch_loss(
         total = total + lam * (weight * dist).sum()
         means[name] = dist.mean().detach()
     return LossTerms(total / max(n_l + n_u, 1), sup_mean, means["sd"], means["vd"])
+
+
+# ------------------------------------------------------------------ EmoDistill (ICASSP 2024)
+class EmoDistillTerms(NamedTuple):
+    total: torch.Tensor  # eq. 5: alpha * logits + beta * embeddings + gamma * CE
+    ce: torch.Tensor
+    logits: torch.Tensor  # eq. 1, summed over the teachers that are on
+    embeddings: torch.Tensor  # eq. 3, summed over the teachers that are on
+
+
+def kd_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tau: float) -> torch.Tensor:
+    """Per-sample KL(teacher || student) of the temperature-``tau`` softmaxes (eq. 1-2, Hinton's KD)."""
+    log_s = F.log_softmax(student_logits / tau, dim=-1)
+    log_t = F.log_softmax(teacher_logits / tau, dim=-1)
+    return (log_t.exp() * (log_t - log_s)).sum(-1)
+
+
+def negative_cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-sample -cos(a, b) (eq. 3-4): -1 when the student's projection points along the teacher's embedding."""
+    return -F.cosine_similarity(a, b, dim=-1, eps=1e-8)
+
+
+def _masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    if mask is None:
+        return values.mean()
+    return (values * mask).sum() / mask.sum().clamp(min=1)
+
+
+def emodistill_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    teachers: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]],
+    *,
+    alpha: float = 1.0,
+    beta: float = 10.0,
+    gamma: float = 2.0,
+    temperatures: dict[str, float] | None = None,
+) -> EmoDistillTerms:
+    """Eq. 5 over one labeled mini-batch.
+
+    ``teachers`` maps a teacher ("prosodic", "linguistic") to ``(student_projection [B, D],
+    teacher_logits [B, K], teacher_embedding [B, D], mask [B] or None)``; a sample whose
+    mask is False (the teacher had no input for it, e.g. no transcript) adds no term for
+    that teacher. Each term is a mean over the samples that have it. ``temperatures``
+    gives tau per teacher (default 1).
+    """
+    temperatures = temperatures or {}
+    ce = F.cross_entropy(logits, labels)
+    kd = emb = logits.new_zeros(())
+    for name, (projection, t_logits, t_emb, mask) in teachers.items():
+        m = None if mask is None else mask.to(logits.dtype)
+        kd = kd + _masked_mean(kd_kl(logits, t_logits, temperatures.get(name, 1.0)), m)
+        emb = emb + _masked_mean(negative_cosine(projection, t_emb), m)
+    total = gamma * ce + alpha * kd + beta * emb
+    return EmoDistillTerms(total, ce.detach(), kd.detach(), emb.detach())
+
+
+# ------------------------------------------------------------------ NSL (on-device SER)
+class NSLTerms(NamedTuple):
+    total: torch.Tensor  # eq. 2 per sample, averaged over the batch
+    ce: torch.Tensor
+    neighbour: torch.Tensor  # mean over samples of the summed (1 - cos) to each neighbour
+
+
+def nsl_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    embedding: torch.Tensor,
+    neighbour_embedding: torch.Tensor,
+    neighbour_mask: torch.Tensor,
+    *,
+    alpha: float = 0.1,
+) -> NSLTerms:
+    """Eq. 2 over one mini-batch: CE + alpha * sum over each sample's neighbours of (1 - cosine).
+
+    ``embedding`` [B, D] is the student's intermediate embedding of the samples,
+    ``neighbour_embedding`` [B, n, D] of their graph neighbours, ``neighbour_mask`` [B, n]
+    False where a sample has fewer than n neighbours. Both sums of eq. 2 become means over
+    the batch, so alpha keeps its meaning at any batch size.
+    """
+    ce = F.cross_entropy(logits, labels)
+    distance = 1 - F.cosine_similarity(embedding.unsqueeze(1), neighbour_embedding, dim=-1, eps=1e-8)  # [B, n]
+    neighbour = (distance * neighbour_mask.to(distance.dtype)).sum(1).mean()
+    return NSLTerms(ce + alpha * neighbour, ce.detach(), neighbour.detach())

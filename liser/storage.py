@@ -5,8 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, Iterable
+
+import numpy as np
 
 
 def default_cache_dir() -> Path:
@@ -58,3 +62,112 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
     with open(tmp, "wb") as fh:
         write(fh)
     tmp.replace(path)
+
+
+class SkipClip(Exception):
+    """Raised by a per-clip computation for a data problem: the clip is skipped and counted, with ``reason``."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class StoreRun:
+    """What one pass of :meth:`ClipStore.map` did, and the arrays it gathered per clip."""
+
+    arrays: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # clip_id -> name -> array
+    computed: int = 0  # clips computed in this pass (an entry or a skip)
+    cached: int = 0
+    corrupt: int = 0  # entries found broken and recomputed
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    new_skips: int = 0  # of ``computed``, the clips found unusable in this pass
+
+    def as_dict(self) -> dict:
+        return {"computed": self.computed, "cached": self.cached, "corrupt": self.corrupt, "skipped": len(self.skipped)}
+
+
+class ClipStore:
+    """Content-addressed per-clip arrays: the one cache loop behind features and every teacher.
+
+    Layout under ``folder`` (one folder per settings key)::
+
+        <sha1[:2]>/<sha1>.npz    the clip's named arrays
+        <sha1[:2]>/<sha1>.json   why the clip is unusable (computed once, remembered)
+
+    Keys are the file's content hash, so a renamed clip is not recomputed; each entry is
+    written atomically as soon as it exists, so a killed run resumes where it stopped; an
+    entry that fails to read or fails ``check`` is recomputed and counted as corrupt.
+    """
+
+    def __init__(self, folder: str | Path, hashes: ContentHashes):
+        self.folder, self.hashes = Path(folder), hashes
+
+    def map(
+        self,
+        rows: Iterable[tuple[str, str | Path]],
+        compute: Callable[[Path], dict[str, np.ndarray]],
+        *,
+        check: Callable[[dict[str, np.ndarray]], bool] | None = None,
+        total: int | None = None,
+        desc: str = "clips",
+        progress: bool = True,
+    ) -> StoreRun:
+        """``compute(path)`` for every ``(clip_id, path)`` the store lacks; read the rest.
+
+        ``compute`` raises :class:`SkipClip` (or any exception with a ``reason``, such as
+        AudioError) for a data problem; any other exception is a bug and propagates.
+        """
+        from tqdm.auto import tqdm
+
+        run = StoreRun()
+        bar = tqdm(rows, total=total, desc=desc, unit="clip", disable=not progress)
+        try:
+            for clip_id, path in bar:
+                path = Path(path)
+                try:
+                    digest = self.hashes(path)
+                except OSError as exc:
+                    run.skipped.append((str(path), f"unreadable ({exc.strerror or exc})"))
+                    continue
+                npz, err = self.folder / digest[:2] / f"{digest}.npz", self.folder / digest[:2] / f"{digest}.json"
+                if err.exists():
+                    try:
+                        run.skipped.append((str(path), json.loads(err.read_text())["reason"]))
+                        run.cached += 1
+                        continue
+                    except (ValueError, KeyError, OSError):
+                        run.corrupt += 1  # a broken skip record: decide again
+                entry = _read_npz(npz, check) if npz.exists() else None
+                if entry is None:
+                    run.corrupt += npz.exists()
+                    run.computed += 1  # work done, whether it yields an entry or a skip
+                    try:
+                        entry = {k: np.asarray(v) for k, v in compute(path).items()}
+                    except Exception as exc:
+                        if not hasattr(exc, "reason"):
+                            raise
+                        reason = str(exc.reason)
+                        write_atomic(err, lambda fh: fh.write(json.dumps({"reason": reason}).encode()))
+                        run.skipped.append((str(path), reason))
+                        run.new_skips += 1
+                        continue
+                    write_atomic(npz, lambda fh: np.savez(fh, **entry))
+                else:
+                    run.cached += 1
+                run.arrays[clip_id] = entry
+                bar.set_postfix(ran=run.computed, cached=run.cached)
+        finally:
+            self.hashes.save()
+        return run
+
+
+def _read_npz(path: Path, check: Callable[[dict[str, np.ndarray]], bool] | None) -> dict[str, np.ndarray] | None:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            entry = {k: data[k] for k in data.files}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
+    if check is not None and not check(entry):
+        return None
+    return entry

@@ -23,12 +23,12 @@ import torch
 
 from liser import __version__
 from liser.configs import TrainConfig
-from liser.constants import FERV39K_CLASSES
 from liser.data import CorpusData, LabeledSampler, UnlabeledSampler, stratified_subset, teachers_for_fold
 from liser.evaluate import Metrics, evaluate
 from liser.folds import Fold
 from liser.losses import LossTerms, batch_loss
-from liser.model import Student
+from liser.methods import FoldMethod, build_model, rebuild_student
+from liser.model import Student, count_parameters
 from liser.teachers.outputs import TeacherOutputs
 
 EpochCallback = Callable[[int, int, dict], None]  # (fold, epoch, metrics)
@@ -66,6 +66,7 @@ class FoldResult:
     seconds: float
     state_dict: dict = field(repr=False, default_factory=dict)
     model_config: dict = field(default_factory=dict)
+    extras: dict = field(default_factory=dict)  # method-specific records, e.g. NSL's graph degrees
 
     def as_dict(self) -> dict:
         return {
@@ -76,6 +77,7 @@ class FoldResult:
             "history": self.history,
             "counts": self.counts,
             "seconds": round(self.seconds, 2),
+            **self.extras,
         }
 
 
@@ -83,7 +85,7 @@ def compute_loss(model: Student, cfg: TrainConfig, device, labeled=None, unlabel
     """The mini-batch loss of eq. 4/5 for a labeled batch ``(x, y)`` and/or an UnlabeledBatch."""
     sup = labels = None
     if labeled is not None:
-        x, y = labeled
+        x, y = labeled[0], labeled[1]
         sup = model(torch.from_numpy(x).to(device)).sup
         labels = torch.from_numpy(np.asarray(y)).long().to(device)
     distil = {}
@@ -99,16 +101,17 @@ def compute_loss(model: Student, cfg: TrainConfig, device, labeled=None, unlabel
     )
 
 
-def _step(model, opt, cfg: TrainConfig, device, labeled=None, unlabeled=None) -> dict:
+def _step(model, opt, method: FoldMethod, device, rng, labeled=None, unlabeled=None) -> dict:
     """One optimisation step; a NaN or infinite loss stops the fold with the terms that caused it."""
     model.train()
-    terms = compute_loss(model, cfg, device, labeled, unlabeled)
-    if not torch.isfinite(terms.total):
-        raise TrainingDiverged(f"loss became {terms.total.item()} (sup {terms.sup.item()}, sd {terms.sd.item()}, vd {terms.vd.item()})")
+    terms = method.loss(model, device, labeled, unlabeled, rng)
+    values = {k: v.item() for k, v in terms.items()}
+    if not torch.isfinite(terms["loss"]):
+        raise TrainingDiverged(f"loss became {values['loss']} (" + ", ".join(f"{k} {v:.4g}" for k, v in values.items() if k != "loss") + ")")
     opt.zero_grad(set_to_none=True)
-    terms.total.backward()
+    terms["loss"].backward()
     opt.step()
-    return {"loss": terms.total.item(), "loss_sup": terms.sup.item(), "loss_sd": terms.sd.item(), "loss_vd": terms.vd.item()}
+    return values
 
 
 def _mean_rows(rows: list[dict]) -> dict:
@@ -141,18 +144,19 @@ def train_fold(
     val_rows, test_rows = table[part == "val"], table[part == "test"]
     n_classes = len(labeled.corpus.classes)
 
-    # Only the teachers whose term is on are needed; no-dstl never touches unlabeled data.
-    needed = {k: t for k, t in (teachers or {}).items() if (k == "speech" and cfg.lambda_sd > 0) or (k == "video" and cfg.lambda_vd > 0)}
-    if cfg.lambda_sd > 0 and "speech" not in needed or cfg.lambda_vd > 0 and "video" not in needed:
-        raise ValueError(f"configuration {cfg.name!r} needs {'speech' if cfg.lambda_sd > 0 else 'video'} teacher outputs; pass --teachers or --speech-teacher/--video-teacher")
-    if needed and unlabeled is None:
+    # Only the teachers the configuration reads are needed; no-dstl never touches unlabeled data.
+    missing = [k for k in cfg.teacher_kinds if k not in (teachers or {})]
+    if missing:
+        flags = "--teachers or --speech-teacher/--video-teacher" if cfg.method == "liser" else "--teachers (a folder of teacher files)"
+        raise ValueError(f"configuration {cfg.name!r} needs {' and '.join(missing)} teacher outputs; pass {flags}")
+    needed = {k: teachers[k] for k in cfg.teacher_kinds}
+    if cfg.uses_unlabeled and unlabeled is None:
         raise ValueError(f"configuration {cfg.name!r} distils, so it needs an unlabeled corpus (--unlabeled)")
-    video = (teachers or {}).get("video")
-    n_video = len(video.classes) if video is not None else len(FERV39K_CLASSES)
-    model = Student(n_classes=n_classes, n_video_classes=n_video).to(device)
+    model = build_model(cfg, n_classes, needed).to(device)
+    method = FoldMethod(cfg, needed, train_rows["clip_id"].tolist(), feats)
 
-    lab = LabeledSampler([feats[c] for c in train_rows["clip_id"]], train_rows["label_index"].to_numpy(), cfg.batch_size)
-    sampler = UnlabeledSampler(unlabeled, needed, cfg.n_unlabeled) if needed else None
+    lab = LabeledSampler([feats[c] for c in train_rows["clip_id"]], train_rows["label_index"].to_numpy(), cfg.batch_size, train_rows["clip_id"].tolist())
+    sampler = UnlabeledSampler(unlabeled, needed, cfg.n_unlabeled) if cfg.uses_unlabeled else None
     unl = sampler if cfg.schedule == "joint" else None
     val_x = [feats[c] for c in val_rows["clip_id"]]
     val_y = val_rows["label_index"].to_numpy()
@@ -164,7 +168,7 @@ def train_fold(
     if cfg.schedule == "two-stage":  # stage 1: distillation only, as many steps per epoch as stage 2
         opt = optimizer()
         for epoch in tqdm(range(1, (cfg.pretrain_epochs or cfg.epochs) + 1), desc=f"fold {fold.index} distil", disable=not progress, leave=False):
-            rows = [_step(model, opt, cfg, device, unlabeled=sampler.draw(rng)) for _ in range(len(lab))]
+            rows = [_step(model, opt, method, device, rng, unlabeled=sampler.draw(rng)) for _ in range(len(lab))]
             history.append({"stage": "distil", "epoch": epoch, **_mean_rows(rows)})
             if on_epoch:
                 on_epoch(fold.index, epoch, history[-1])
@@ -174,7 +178,7 @@ def train_fold(
     bar = tqdm(range(1, cfg.epochs + 1), desc=f"fold {fold.index}", disable=not progress, leave=False)
     for epoch in bar:
         t0 = time.time()
-        rows = [_step(model, opt, cfg, device, labeled=batch, unlabeled=unl.draw(rng) if unl else None) for batch in lab.epoch(rng)]
+        rows = [_step(model, opt, method, device, rng, labeled=batch, unlabeled=unl.draw(rng) if unl else None) for batch in lab.epoch(rng)]
         t1 = time.time()
         val = evaluate(model, val_x, val_y, n_classes, device)
         row = {"stage": "train", "epoch": epoch, **_mean_rows(rows), "val_uar": val.uar, "val_war": val.war}
@@ -191,7 +195,7 @@ def train_fold(
     model.load_state_dict(best_state)
     val = evaluate(model, val_x, val_y, n_classes, device)
     test = evaluate(model, [feats[c] for c in test_rows["clip_id"]], test_rows["label_index"].to_numpy(), n_classes, device)
-    counts = {"train": len(train_rows), "val": len(val_rows), "test": len(test_rows)}
+    counts = {"train": len(train_rows), "val": len(val_rows), "test": len(test_rows), "parameters": count_parameters(model), **method.counts}
     if sampler is not None:
         counts.update(
             unlabeled=len(sampler.ids),
@@ -199,7 +203,8 @@ def train_fold(
             **{f"unlabeled_missing_{k}": v for k, v in sampler.missing.items()},
             **{f"unlabeled_no_{k}_target": v for k, v in sampler.no_target.items()},
         )
-    return FoldResult(fold.index, best_epoch, val, test, history, counts, time.time() - started, best_state, model.config)
+    extras = {"graph": method.graph_stats} if method.neighbours is not None else {}
+    return FoldResult(fold.index, best_epoch, val, test, history, counts, time.time() - started, best_state, model.config, extras)
 
 
 def summarize(folds: list[dict]) -> dict:
@@ -235,7 +240,7 @@ def save_checkpoint(path: Path, result: FoldResult, cfg: TrainConfig, classes: t
 def load_student(path: str | Path, device: str | torch.device = "cpu") -> tuple[Student, dict]:
     """A student saved by :func:`save_checkpoint`, in eval mode, and its checkpoint record."""
     payload = torch.load(path, map_location=device, weights_only=True)
-    model = Student(**payload["model_config"]).to(device)
+    model = rebuild_student(payload["model_config"]).to(device)
     model.load_state_dict(payload["state_dict"])
     return model.eval(), payload
 

@@ -48,6 +48,7 @@ def test_no_dstl_fold_uses_only_its_speakers(labeled, folds):
         "train": int(table["speaker"].isin(fold.train).sum()),
         "val": int(table["speaker"].isin(fold.val).sum()),
         "test": int(table["speaker"].isin(fold.test).sum()),
+        "parameters": 105_143,  # the paper's 105K student (K_S = 8, K_V = 7)
     }
     assert [h["epoch"] for h in result.history] == [1, 2]
     assert all(np.isfinite(h["loss_sup"]) and h["loss_sd"] == 0 for h in result.history)

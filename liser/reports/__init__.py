@@ -26,9 +26,11 @@ from liser.reports.tables import (
     fraction_curve,
     fraction_values,
     has_ablations,
+    has_methods,
     is_search,
     lambda_grid,
     lambda_groups,
+    methods_table,
     optimisation_history,
     select_trials,
 )
@@ -88,6 +90,10 @@ def build_report(tracking_uri: str, studies: list[str], out_dir: Path, *, name: 
     _write(table2, out_dir, name, written)
     sections.append(_section(table2))
     used.update(table2.data["run_id"])
+    if has_methods(data):
+        methods = methods_table(data)
+        _write(methods, out_dir, name, written)
+        sections.append(_section(methods))
 
     if has_ablations(data):
         table3 = ablation_table(data)

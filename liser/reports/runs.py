@@ -25,7 +25,10 @@ from liser.studies import tracking
 
 TAG = tracking.TAG
 TRIAL_METRICS = tuple(f"{part}_{m}_{s}" for part in ("val", "test") for m in ("uar", "war") for s in ("mean", "std")) + ("n_fold_runs",)
-FOLD_METRICS = ("val_uar", "val_war", "test_uar", "test_war", "n_train", "n_val", "n_test", "best_epoch")
+FOLD_METRICS = (
+    "val_uar", "val_war", "test_uar", "test_war", "n_train", "n_val", "n_test", "best_epoch",
+    "n_parameters", "n_graph_mean_degree", "n_graph_isolated_fraction",  # the student's size; NSL's graph per fold
+)
 # Params that name a trial rather than set one of its knobs.
 NAMING_PARAMS = ("config", "name")
 CONFUSION_ARTIFACT = "confusion_matrix.json"

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from liser.configs import PRESETS, TrainConfig
+from liser.configs import PRESETS, TrainConfig, baseline_of
 from liser.reports.runs import StudyData, load_confusion
 from liser.reports.stats import compare_folds, relative_change
 
@@ -147,15 +147,29 @@ def _n(row: dict) -> str:
 
 
 # ---------------------------------------------------------------------- Table 2
+def _text(trial: pd.Series, column: str, default: str) -> str:
+    value = trial.get(column)
+    return default if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+
+
+def method_of(trial: pd.Series) -> tuple[str, str]:
+    """(method, student) of a trial; runs logged before methods existed are LiSER's CNN-LSTM."""
+    return _text(trial, "method", "liser"), _text(trial, "student", "liser")
+
+
 def configuration_table(data: StudyData) -> Table:
-    """Table 2: test UAR/WAR per configuration (rows) and data set (column groups), each against no-dstl."""
+    """Table 2: test UAR/WAR per configuration (rows) and data set (column groups), each against its
+    method's baseline: no-dstl (LiSER), emodistill-no-teachers (EmoDistill), cnn6 (NSL on CNN-6)."""
     chosen = select_trials(data)
     rows = []
     for ds in datasets(data):
         here = chosen[chosen["dataset"] == ds].set_index("config", drop=False)
-        base = here.loc[BASELINE] if BASELINE in here.index else None
         for config in config_order(here.index):
-            rows.append({"dataset": ds, "config": config, **_cell(data, here.loc[config], base if config != BASELINE else None)})
+            trial = here.loc[config]
+            method, student = method_of(trial)
+            name = baseline_of(method, student)
+            base = here.loc[name] if name in here.index and name != config else None
+            rows.append({"dataset": ds, "config": config, "method": method, "student": student, **_cell(data, trial, base)})
     tidy = pd.DataFrame(rows)
     order = config_order(tidy["config"]) if len(tidy) else []
     cols = pd.MultiIndex.from_product([datasets(data), ["UAR", "WAR", "n"]])
@@ -165,13 +179,41 @@ def configuration_table(data: StudyData) -> Table:
         display.loc[row["config"], (row["dataset"], "WAR")] = _display_cell(row, "war")
         display.loc[row["config"], (row["dataset"], "n")] = _n(row)
     note = (
-        f"Test UAR and WAR, mean ± std (ddof=1) over folds; in brackets the change relative to {BASELINE} "
+        "Test UAR and WAR, mean ± std (ddof=1) over folds; in brackets the change relative to the method's baseline "
+        f"(the same student without teachers: {BASELINE} for LiSER, {baseline_of('emodistill')} for EmoDistill, "
+        f"{baseline_of('nsl', 'cnn6')} for NSL on CNN-6) "
         "(100·(a−b)/b) and the p-value of the corrected t-test over the paired folds; n: folds of the baseline row, paired folds otherwise."
     )
     return Table("table2", "Table 2: configurations", tidy, display, note)
 
 
+def methods_table(data: StudyData) -> Table:
+    """Per configuration: method, student, its parameter count and the baseline it is compared with."""
+    chosen = select_trials(data)
+    rows = []
+    for _, trial in in_paper_order(chosen, data).iterrows():
+        method, student = method_of(trial)
+        params = trial_folds(data, trial["run_id"])["n_parameters"].dropna() if "n_parameters" in data.folds else pd.Series(dtype=float)
+        rows.append({
+            "dataset": trial["dataset"], "config": trial["config"], "method": method, "student": student,
+            "parameters": int(params.iloc[0]) if len(params) else None, "baseline": baseline_of(method, student),
+        })
+    tidy = pd.DataFrame(rows, columns=["dataset", "config", "method", "student", "parameters", "baseline"])
+    display = pd.DataFrame({
+        "Data set": tidy["dataset"].to_numpy(), "Method": tidy["method"].to_numpy(), "Student": tidy["student"].to_numpy(),
+        "Parameters": tidy["parameters"].map(lambda v: MISSING if v is None or pd.isna(v) else f"{int(v):,}").to_numpy(),
+        "Compared with": tidy["baseline"].to_numpy(),
+    }, index=pd.Index(tidy["config"], name="Configuration"))
+    note = "The student each configuration trains and its size (the papers' on-device claims rest on it); rows compare with their baseline."
+    return Table("methods", "Methods and students", tidy, display, note)
+
+
 # ---------------------------------------------------------------------- Table 3
+def has_methods(data: StudyData) -> bool:
+    """Whether any trial is not LiSER's own method on its CNN-LSTM (then reports add the methods table)."""
+    return any(method_of(t) != ("liser", "liser") for _, t in data.trials.iterrows())
+
+
 def has_ablations(data: StudyData) -> bool:
     return bool(ABLATION_CONFIGS & set(data.trials["config"]))
 

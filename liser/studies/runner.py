@@ -81,8 +81,11 @@ def prepare(study: Study, *, cache_dir: str | Path | None = None, progress: bool
     from liser.storage import sha1_file
     from liser.teachers.outputs import TeacherFileError, find_teacher_files
 
-    distils = [study.resolve(p).distills for p in study.points()] if study.search is None else [True]
-    needs_unlabeled = any(distils)
+    configs = [study.resolve(p) for p in study.points()] if study.search is None else [study.resolve({})]
+    if study.search is not None:  # a search may switch a teacher on anywhere in its space
+        configs = [study.resolve(p) for p in _search_corners(study)]
+    kinds = sorted({k for c in configs for k in c.teacher_kinds})
+    needs_unlabeled = any(c.uses_unlabeled for c in configs)
     try:
         labeled = load_corpus_data(study.labeled, cache_dir, progress=progress)
     except (ValueError, FileNotFoundError) as exc:
@@ -92,18 +95,25 @@ def prepare(study: Study, *, cache_dir: str | Path | None = None, progress: bool
     unlabeled = None
     teachers: dict = {}
     teacher_keys: dict[str, dict[str, str]] = {}
-    if needs_unlabeled:
-        if not study.unlabeled or not study.teachers:
-            raise StudyError(f"{where}: some trials distil, so the study needs unlabeled: NAME:PATH and teachers: FOLDER (from `liser teacher cache`)")
-        try:
+    if needs_unlabeled and not study.unlabeled:
+        raise StudyError(f"{where}: some trials distil from unlabeled clips (method liser), so the study needs unlabeled: NAME:PATH")
+    if kinds and not study.teachers:
+        raise StudyError(f"{where}: some trials need {', '.join(kinds)} teacher outputs, so the study needs teachers: FOLDER")
+    try:
+        if needs_unlabeled:
             unlabeled = load_corpus_data(study.unlabeled, cache_dir, progress=progress)
-            files: dict = {}
-            for kind, path in study.teacher_paths().items():
-                files.update(find_teacher_files(path, kind or None))
-            teachers = load_teachers(files, labeled.corpus.classes)
-        except (ValueError, FileNotFoundError, TeacherFileError) as exc:
-            raise StudyError(f"{where}: {exc}") from exc
-        teacher_keys = {kind: {("all" if f is None else str(f)): sha1_file(p)[:12] for f, p in by_fold.items()} for kind, by_fold in files.items()}
+        files: dict = {}
+        for kind, path in study.teacher_paths().items():
+            for k, by_fold in find_teacher_files(path, kind or None).items():
+                if k in kinds:
+                    files[k] = by_fold
+        lacking = [k for k in kinds if k not in files]
+        if lacking:
+            raise TeacherFileError(f"teachers: {study.teachers} holds no {' or '.join(lacking)} teacher file, which some trials need")
+        teachers = load_teachers(files, labeled.corpus.classes)
+    except (ValueError, FileNotFoundError, TeacherFileError) as exc:
+        raise StudyError(f"{where}: {exc}") from exc
+    teacher_keys = {kind: {("all" if f is None else str(f)): sha1_file(p)[:12] for f, p in by_fold.items()} for kind, by_fold in files.items()}
     speakers = labeled.table["speaker"].unique()
     try:
         if study.folds.file:
@@ -125,6 +135,14 @@ def prepare(study: Study, *, cache_dir: str | Path | None = None, progress: bool
         tracking.TAG + "teachers": ",".join(f"{k}:{f}={h}" for k, by in teacher_keys.items() for f, h in sorted(by.items())),
     }
     return TrialContext(study, labeled, unlabeled, teachers, folds, "", "", tags, teacher_keys)
+
+
+def _search_corners(study: Study) -> list[dict]:
+    """Both ends of every searched dimension: enough to see which teachers a search can need."""
+    ends = {k: (d.choices if d.choices is not None else [d.low, d.high]) for k, d in study.search.space.items()}
+    return [{k: v[0] for k, v in ends.items()}, {k: v[-1] for k, v in ends.items()}] + [
+        {k: v for k, v in zip(ends, combo)} for combo in [[e[i % len(e)] for e in ends.values()] for i in range(max(map(len, ends.values())))]
+    ]
 
 
 # ------------------------------------------------------------------------- running

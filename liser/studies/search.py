@@ -148,7 +148,13 @@ def make_searcher(ostudy: optuna.Study, study: Study):
             pass
 
         def suggest(self, trial_id: str) -> dict | None:
-            trial = ostudy.ask(self.dists)
+            if study.search is not None:
+                trial = ostudy.ask(self.dists)
+            else:  # an enqueued point: only its own knobs (a baseline skips the grid knobs of another method)
+                trial = ostudy.ask()
+                frozen = next(t for t in ostudy.get_trials(deepcopy=False) if t.number == trial.number)
+                for name in frozen.system_attrs.get("fixed_params", {}):
+                    trial.suggest_categorical(name, self.dists[name].choices)  # returns the enqueued value
             self.live[trial_id] = trial
             return {"params": dict(trial.params), "trial_number": trial.number}
 

@@ -20,7 +20,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from liser.configs import PRESETS, ConfigError, TrainConfig, make_config
+from liser.configs import METHOD_FIELDS, PRESETS, ConfigError, TrainConfig, make_config
 
 TRAIN_FIELDS = tuple(TrainConfig.model_fields)
 SEARCHABLE = tuple(f for f in TRAIN_FIELDS if f not in ("name", "seed"))
@@ -100,10 +100,10 @@ class Resources(_Strict):
 class Study(_Strict):
     name: str = Field(description="the MLflow experiment and Optuna study name")
     description: str = ""
-    labeled: str = Field(description="labeled corpus, NAME:PATH (ravdess, cremad)")
+    labeled: str = Field(description="labeled corpus, NAME:PATH (ravdess, cremad, iemocap, table)")
     unlabeled: str | None = Field(None, description="unlabeled audio-visual corpus, NAME:PATH (avclips)")
-    teachers: str | dict[Literal["speech", "video"], str] | None = Field(
-        None, description="teacher outputs: a folder from `liser teacher cache`, or {speech: PATH, video: PATH}"
+    teachers: str | dict[Literal["speech", "video", "prosodic", "linguistic", "upstream"], str] | None = Field(
+        None, description="teacher outputs: one folder, or {KIND: PATH} with KIND speech, video (liser), prosodic, linguistic (emodistill), upstream (nsl)"
     )
     folds: FoldsSpec = FoldsSpec()
     fixed: dict[str, Any] = Field(default_factory=dict, description="TrainConfig fields set for every trial")
@@ -167,9 +167,19 @@ class Study(_Strict):
         return "search" if self.search is not None else "points"
 
     def points(self) -> list[dict[str, Any]]:
-        """Every trial's parameters of a configurations × grid study, in file order."""
-        keys = list(self.grid)
-        points = [{"config": c, **dict(zip(keys, values))} for c in self.configurations for values in itertools.product(*self.grid.values())]
+        """Every trial's parameters of a configurations × grid study, in file order.
+
+        A grid knob that belongs to another method than a configuration's (nsl_alpha for
+        the cnn6 baseline, say) does not multiply that configuration's trials.
+        """
+        points: list[dict[str, Any]] = []
+        for c in self.configurations:
+            method = self.fixed.get("method") or _method_of(c)
+            keys = [k for k in self.grid if applies(k, method)]
+            for values in itertools.product(*(self.grid[k] for k in keys)):
+                point = {"config": c, **dict(zip(keys, values))}
+                if point not in points:
+                    points.append(point)
         if self.subset is not None:
             bad = [i for i in self.subset if not 0 <= i < len(points)]
             if bad:
@@ -178,10 +188,16 @@ class Study(_Strict):
         return points
 
     def resolve(self, params: dict[str, Any]) -> TrainConfig:
-        """The TrainConfig of one trial: the configuration, then ``fixed``, then the trial's own knobs."""
+        """The TrainConfig of one trial: the configuration, then ``fixed``, then the trial's own knobs.
+
+        ``fixed`` settings of another method than the configuration's are left out for it, so
+        one study can hold a method and its baseline (check_trials refuses a fixed setting no
+        configuration takes).
+        """
         params = dict(params)
         base = params.pop("config", self.configurations[0])
-        return make_config(base, **{**self.fixed, **params})
+        method = self.fixed.get("method") or _method_of(base)
+        return make_config(base, **{**{k: v for k, v in self.fixed.items() if applies(k, method)}, **params})
 
     def fold_indices(self, n_folds: int) -> list[int]:
         return list(range(n_folds)) if self.folds.use == "all" else list(self.folds.use)
@@ -194,6 +210,18 @@ class Study(_Strict):
 
     def spec_hash(self) -> str:
         return hashlib.sha1(json.dumps(self.model_dump(), sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _method_of(config: str) -> str:
+    try:
+        return make_config(config).method
+    except ConfigError:  # reported with its field when the trials are checked
+        return "liser"
+
+
+def applies(knob: str, method: str) -> bool:
+    """Whether a knob means something to ``method`` (knobs of no particular method apply to all)."""
+    return not any(knob in fields for m, fields in METHOD_FIELDS.items() if m != method)
 
 
 def trial_key(cfg: TrainConfig, folds: list[int], seeds: list[int]) -> str:
@@ -249,6 +277,10 @@ def load_study(path: str | Path, **overrides: Any) -> Study:
 
 def check_trials(study: Study, where: str | Path) -> None:
     """Resolve every configuration (and a search's range ends) now, so bad settings fail before Ray starts."""
+    methods = {study.fixed.get("method") or _method_of(c) for c in study.configurations}
+    for knob in [*study.fixed, *study.grid]:
+        if not any(applies(knob, m) for m in methods):
+            raise StudyError(f"{where}: {knob} applies to none of the configurations' methods ({', '.join(sorted(methods))})")
     probes = study.points() if study.search is None else []
     if study.search is not None:
         ends = {k: (d.choices if d.choices is not None else [d.low, d.high]) for k, d in study.search.space.items()}

@@ -101,9 +101,9 @@ def _summary(results: list[dict]) -> dict[str, float]:
 def _train_one(ctx: TrialContext, tracker: TrialTracker, cfg, fold: Fold, seed: int, device, progress: bool) -> dict:
     run_id = tracker.start_fold(fold.index, seed, _fold_teacher_tags(ctx, fold.index))
     try:
-        fold_teachers = teachers_for_fold(ctx.teachers, fold) if cfg.distills else {}
+        fold_teachers = teachers_for_fold({k: ctx.teachers[k] for k in cfg.teacher_kinds if k in ctx.teachers}, fold)
         result = train_fold(
-            cfg, ctx.labeled, fold, ctx.unlabeled if cfg.distills else None, fold_teachers,
+            cfg, ctx.labeled, fold, ctx.unlabeled if cfg.uses_unlabeled else None, fold_teachers,
             device=device, progress=progress, on_epoch=lambda _f, epoch, row: tracker.log_epoch(run_id, epoch, row),
         )
         with tempfile.TemporaryDirectory(prefix="liser-trial-") as tmp:

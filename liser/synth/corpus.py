@@ -9,6 +9,12 @@ Layout under ``out_dir`` (see :func:`generate`)::
     cremad/AudioWAV/1001_DFA_ANG_XX.wav         (``cremad_actors`` > 0) CREMA-D naming, 6 classes
     cremad/VideoDemographics.csv                the actors' sex, as CREMA-D ships it
     oracle-teachers-cremad/speech.npz, video.npz  oracles with a CREMA-D-class speech teacher
+    transcribed.csv                             the ravdess/ clips as a ``table:`` corpus whose
+                                                transcripts carry emotion (liser.synth.transcripts)
+    oracle-teachers-emodistill/prosodic.npz, linguistic.npz   oracle EmoDistill teachers (ClipOutputs)
+                                                for transcribed.csv
+    oracle-teachers-nsl/upstream.npz            (``cremad_actors`` > 0) oracle NSL upstream embeddings
+                                                of the cremad/ clips
     README.txt
 
 Everything is derived from ``seed`` through per-item random streams keyed by the item's
@@ -36,6 +42,7 @@ from tqdm import tqdm
 
 from liser.constants import CREMAD_CODES, CREMAD_EMOTIONS, FERV39K_CLASSES, RAVDESS_EMOTIONS, TEACHER_SEGMENT_SECONDS, VIDEO_FPS
 from liser.synth import face, speech
+from liser.synth.transcripts import transcript
 from liser.teachers.outputs import TeacherOutputs
 
 STATEMENT_TEXT = {1: "Kids are talking by the door", 2: "Dogs are sitting by the door"}
@@ -136,6 +143,50 @@ def _write_actor(out_dir: Path, actor: int, seed: int, sr: int) -> int:
         wave = speech.acted_clip(voice, RAVDESS_EMOTIONS[e - 1], i == 2, s, _rng(seed, "ravdess", name), sr)
         _write_wav(folder / name, wave, sr)
     return len(codes)
+
+
+TRANSCRIBED_CSV = "transcribed.csv"
+
+
+def _write_oracle_clip_teachers(out: Path, transcribed_csv: Path, seed: int, cremad: bool) -> dict[str, str]:
+    """Oracle EmoDistill teachers for the transcribed corpus and an oracle NSL upstream for the CREMA-D one."""
+    from liser.corpora import load_corpus
+    from liser.synth.oracle_clips import oracle_clip_outputs
+
+    written = {}
+    corpus = load_corpus(f"table:{transcribed_csv}")
+    for kind in ("prosodic", "linguistic"):
+        written[kind] = str(oracle_clip_outputs(corpus, kind, seed).save(out / "oracle-teachers-emodistill" / f"{kind}.npz"))
+    if cremad:
+        target = load_corpus(f"cremad:{out / 'cremad'}")
+        written["upstream"] = str(oracle_clip_outputs(target, "upstream", seed).save(out / "oracle-teachers-nsl" / "upstream.npz"))
+    return written
+
+
+def _write_transcribed(out_dir: Path, actors: int, seed: int) -> Path:
+    """``transcribed.csv``: the RAVDESS-layout clips as a generic ``table:`` corpus whose
+    transcripts carry emotion as conversational speech does (see :mod:`liser.synth.transcripts`).
+
+    Same audio, speakers spelled as the ravdess adapter spells them ("01"); each transcript is
+    keyed by the clip's RAVDESS file stem, so it does not depend on where the corpus lies.
+    """
+    rows = []
+    for actor in range(1, actors + 1):
+        for e, i, s, r in ravdess_codes():
+            name = ravdess_name(e, i, s, r, actor)
+            emotion = RAVDESS_EMOTIONS[e - 1]
+            rows.append(
+                {
+                    "path": f"ravdess/Actor_{actor:02d}/{name}",
+                    "speaker": f"{actor:02d}",
+                    "label": emotion,
+                    "gender": "female" if actor % 2 == 0 else "male",
+                    "transcript": transcript(emotion, Path(name).stem, seed),
+                }
+            )
+    path = out_dir / TRANSCRIBED_CSV
+    pd.DataFrame(rows, columns=["path", "speaker", "label", "gender", "transcript"]).to_csv(path, index=False)
+    return path
 
 
 # --- CREMA-D-like speech ------------------------------------------------------------
@@ -350,10 +401,20 @@ avclips/          {n_mp4} unlabeled talking-face videos MSP-FACE_vvvv_ssss.mp4 (
 avclips_truth.csv hidden emotion of every video (emotion, ferv_class, ...). HIDDEN TRUTH for
                   tests and diagnostics only: never train on it; it lives outside avclips/
                   so the corpus adapter cannot read it.
+transcribed.csv   the same {n_wav} ravdess/ clips as a generic CSV corpus (load it as
+                  table:transcribed.csv) with a transcript per clip that carries emotion
+                  as conversational speech does: 70 % words of the clip's own emotion,
+                  15 % of another emotion, 15 % none (liser.synth.transcripts). The real
+                  RAVDESS statements carry none, so use this file for a linguistic teacher.
 oracle-teachers/  speech.npz and video.npz in the TeacherOutputs format: NOISY ORACLE
                   softmaxes (one per 0.5 s segment) made from the hidden truth, standing in
                   for the real HuBERT / S2D teachers. Video segments without a face are
                   marked invalid.
+oracle-teachers-emodistill/  prosodic.npz and linguistic.npz (ClipOutputs: logits and an
+                  embedding per clip of transcribed.csv): NOISY ORACLES for EmoDistill's
+                  teachers, so `liser train --config emodistill` runs at once.
+oracle-teachers-nsl/  upstream.npz (when CREMA-D-layout actors were made): oracle NSL
+                  upstream embeddings of the cremad/ clips.
 
 Speech is a source-filter synthesis whose prosody (pitch, range, rate, loudness,
 brightness, jitter) follows the emotion; faces are drawn with expression-shaped brows,
@@ -427,6 +488,8 @@ def generate(
     truth.to_csv(truth_csv, index=False)
     sp, vid = oracle_teachers(rows, seed)
     sp_path, vid_path = sp.save(teacher_dir / "speech.npz"), vid.save(teacher_dir / "video.npz")
+    transcribed_csv = _write_transcribed(out, actors, seed)
+    clip_teachers = _write_oracle_clip_teachers(out, transcribed_csv, seed, bool(cremad_ids))
     (out / "README.txt").write_text(
         README.format(
             seed=seed,
@@ -444,6 +507,8 @@ def generate(
         "ravdess_dir": str(ravdess_dir),
         "avclips_dir": str(clips_dir),
         "truth_csv": str(truth_csv),
+        "transcribed_csv": str(transcribed_csv),
+        "oracle_clip_teachers": clip_teachers,
         "speech_teacher": str(sp_path),
         "video_teacher": str(vid_path),
         "actors": actors,

@@ -17,16 +17,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from liser.corpora.manifest import Corpus
-from liser.storage import ContentHashes, default_cache_dir, write_atomic
+from liser.storage import ClipStore, ContentHashes, default_cache_dir
 from liser.teachers.outputs import TeacherOutputs
 
 # predict(path) -> (probs [n_segments, K], valid [n_segments] or None). A per-clip data
@@ -54,15 +52,9 @@ class CacheRun:
         return {"computed": self.computed, "cached": self.cached, "corrupt": self.corrupt, "skipped": len(self.skipped), "no_target": self.no_target}
 
 
-def _read_entry(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
-    try:
-        with np.load(path) as entry:
-            probs, valid = entry["probs"], entry["valid"]
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-        return None
-    if probs.ndim != 2 or len(valid) != len(probs) or not np.all(np.isfinite(probs)):
-        return None
-    return probs, valid
+def _valid_entry(entry: dict[str, np.ndarray]) -> bool:
+    probs, valid = entry.get("probs"), entry.get("valid")
+    return probs is not None and valid is not None and probs.ndim == 2 and len(valid) == len(probs) and bool(np.all(np.isfinite(probs)))
 
 
 def run_teacher(
@@ -81,49 +73,18 @@ def run_teacher(
     """The teacher's outputs for every clip of ``corpus``, running it only where the cache lacks them."""
     root = Path(cache_dir) if cache_dir else default_cache_dir()
     key = teacher_key(kind, checkpoint_hash, settings)
-    store = root / "teachers" / key
-    hashes = ContentHashes(root / "hashes.json")
-    run = CacheRun()
-    segments: dict[str, np.ndarray] = {}
-    valid: dict[str, np.ndarray] = {}
+    store = ClipStore(root / "teachers" / key, ContentHashes(root / "hashes.json"))
+
+    def compute(path: Path) -> dict[str, np.ndarray]:
+        probs, mask = predict(path)
+        probs = np.asarray(probs, np.float32)
+        return {"probs": probs, "valid": np.ones(len(probs), bool) if mask is None else np.asarray(mask, bool)}
+
     rows = corpus.manifest[["clip_id", "path"]].itertuples(index=False)
-    bar = tqdm(rows, total=len(corpus.manifest), desc=f"{kind} teacher", unit="clip", disable=not progress)
-    try:
-        for clip_id, path in bar:
-            path = Path(path)
-            try:
-                digest = hashes(path)
-            except OSError as exc:
-                run.skipped.append((str(path), f"unreadable ({exc.strerror or exc})"))
-                continue
-            npz, err = store / digest[:2] / f"{digest}.npz", store / digest[:2] / f"{digest}.json"
-            if err.exists():
-                run.skipped.append((str(path), json.loads(err.read_text())["reason"]))
-                run.cached += 1
-                continue
-            entry = _read_entry(npz) if npz.exists() else None
-            if entry is None:
-                run.corrupt += npz.exists()
-                try:
-                    probs, mask = predict(path)
-                except Exception as exc:
-                    if not hasattr(exc, "reason"):
-                        raise
-                    write_atomic(err, lambda fh: fh.write(json.dumps({"reason": exc.reason}).encode()))
-                    run.skipped.append((str(path), exc.reason))
-                    continue
-                probs = np.asarray(probs, np.float32)
-                mask = np.ones(len(probs), bool) if mask is None else np.asarray(mask, bool)
-                write_atomic(npz, lambda fh: np.savez(fh, probs=probs, valid=mask))
-                entry = (probs, mask)
-                run.computed += 1
-            else:
-                run.cached += 1
-            segments[clip_id], valid[clip_id] = entry
-            run.no_target += not entry[1].any()
-            bar.set_postfix(ran=run.computed, cached=run.cached)
-    finally:
-        hashes.save()
+    stored = store.map(rows, compute, check=_valid_entry, total=len(corpus.manifest), desc=f"{kind} teacher", progress=progress)
+    segments = {c: e["probs"] for c, e in stored.arrays.items()}
+    valid = {c: e["valid"].astype(bool) for c, e in stored.arrays.items()}
+    run = CacheRun(stored.computed - stored.new_skips, stored.cached, stored.corrupt, stored.skipped, sum(not v.any() for v in valid.values()))
     info = dict(meta or {}, teacher_key=key, checkpoint_hash=checkpoint_hash, settings=settings, cache=run.as_dict())
     info["skipped"] = [{"path": p, "reason": r} for p, r in run.skipped]
     return TeacherOutputs.from_segments(kind, classes, segments, valid, segment_seconds, info), run

@@ -172,7 +172,104 @@ class TeacherOutputs:
         return (mean / mean.sum()).astype(np.float32)
 
 
-_FILE_NAME = re.compile(r"^(speech|video)(?:-fold(\d+))?\.npz$")
+CLIP_KINDS = ("prosodic", "linguistic", "upstream")
+
+
+@dataclass
+class ClipOutputs:
+    """Clip-level teacher outputs: logits and an embedding per clip.
+
+    EmoDistill's prosodic and linguistic teachers (one file per fold, on the labeled
+    corpus) and NSL's upstream model (one file, on the target corpus) write these.
+    Logits are kept before the softmax because EmoDistill applies its own temperature.
+
+    Format (``.npz``): ``clip_ids`` str [N], ``logits`` float32 [N, K], ``embeddings``
+    float32 [N, D], ``meta`` str (JSON: ``kind``, ``classes``, provenance such as
+    ``train_speakers`` and the teacher's own ``val_uar``).
+    """
+
+    kind: str
+    classes: tuple[str, ...]
+    clip_ids: list[str]
+    logits: np.ndarray
+    embeddings: np.ndarray
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._index = {cid: i for i, cid in enumerate(self.clip_ids)}
+
+    @classmethod
+    def from_rows(cls, kind: str, classes, rows: dict[str, tuple[np.ndarray, np.ndarray]], meta: dict | None = None) -> "ClipOutputs":
+        """Build from ``{clip_id: (logits [K], embedding [D])}``."""
+        ids = list(rows)
+        k = len(classes)
+        logits = np.stack([np.asarray(rows[c][0], np.float32).reshape(k) for c in ids]) if ids else np.zeros((0, k), np.float32)
+        emb = np.stack([np.asarray(rows[c][1], np.float32).reshape(-1) for c in ids]) if ids else np.zeros((0, 0), np.float32)
+        out = cls(kind, tuple(classes), ids, logits, emb, dict(meta or {}))
+        out.validate("<in memory>")
+        return out
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        meta = dict(self.meta, kind=self.kind, classes=list(self.classes))
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(
+            tmp, clip_ids=np.asarray(self.clip_ids, dtype=str), logits=self.logits.astype(np.float32),
+            embeddings=self.embeddings.astype(np.float32), meta=np.asarray(json.dumps(meta)),
+        )
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ClipOutputs":
+        path = Path(path)
+        if not path.exists():
+            raise TeacherFileError(f"{path}: clip-level teacher file not found; check the path or fit the teacher again.")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(str(data["meta"]))
+                out = cls(
+                    kind=meta.pop("kind"), classes=tuple(meta.pop("classes")), clip_ids=[str(c) for c in data["clip_ids"]],
+                    logits=data["logits"].astype(np.float32), embeddings=data["embeddings"].astype(np.float32), meta=meta,
+                )
+        except Exception as exc:
+            raise TeacherFileError(
+                f"{path}: not a readable clip-level teacher file ({type(exc).__name__}: {exc}); "
+                "fit the teacher again (see ClipOutputs in liser/teachers/outputs.py for the format)."
+            ) from exc
+        out.validate(str(path))
+        return out
+
+    def validate(self, where: str) -> None:
+        n, k = len(self.clip_ids), len(self.classes)
+        problems = []
+        if self.kind not in CLIP_KINDS:
+            problems.append(f"kind {self.kind!r} is not one of {CLIP_KINDS}")
+        if self.logits.shape != (n, k):
+            problems.append(f"logits has shape {self.logits.shape}, expected [{n}, {k}]")
+        if self.embeddings.ndim != 2 or len(self.embeddings) != n:
+            problems.append(f"embeddings has shape {self.embeddings.shape}, expected [{n}, D]")
+        if len(self._index) != n:
+            problems.append("clip ids repeat")
+        if not problems and not (np.all(np.isfinite(self.logits)) and np.all(np.isfinite(self.embeddings))):
+            problems.append("logits or embeddings hold NaN or inf")
+        if problems:
+            raise TeacherFileError(f"{where}: invalid clip-level teacher file: " + "; ".join(problems) + ".")
+
+    def __contains__(self, clip_id: str) -> bool:
+        return clip_id in self._index
+
+    def __len__(self) -> int:
+        return len(self.clip_ids)
+
+    def take(self, clip_ids) -> tuple[np.ndarray, np.ndarray]:
+        """Logits [n, K] and embeddings [n, D] of ``clip_ids`` (each must be present)."""
+        idx = [self._index[c] for c in clip_ids]
+        return self.logits[idx], self.embeddings[idx]
+
+
+_FILE_NAME = re.compile(r"^(speech|video|prosodic|linguistic|upstream)(?:-fold(\d+))?\.npz$")
 
 # kind -> fold -> file; fold None means "the same outputs for every fold".
 TeacherFiles = dict[str, dict[int | None, Path]]
@@ -191,7 +288,10 @@ def find_teacher_files(path: str | Path, kind: str | None = None) -> TeacherFile
         if kind is None:
             match = _FILE_NAME.match(path.name)
             if not match:
-                raise TeacherFileError(f"{path}: cannot tell whether this is a speech or a video teacher file; name it speech.npz or video.npz")
+                raise TeacherFileError(
+                    f"{path}: cannot tell which teacher this file holds; name it KIND.npz or KIND-foldK.npz with KIND one of "
+                    "speech, video, prosodic, linguistic, upstream"
+                )
             kind = match.group(1)
         return {kind: {None: path}}
     if not path.is_dir():
@@ -203,7 +303,7 @@ def find_teacher_files(path: str | Path, kind: str | None = None) -> TeacherFile
             fold = None if match.group(2) is None else int(match.group(2))
             found.setdefault(match.group(1), {})[fold] = file
     if not found:
-        wanted = f"{kind}.npz or {kind}-foldK.npz" if kind else "speech.npz, video.npz or speech-foldK.npz"
+        wanted = f"{kind}.npz or {kind}-foldK.npz" if kind else "speech.npz, video.npz, speech-foldK.npz, prosodic-foldK.npz, linguistic-foldK.npz or upstream.npz"
         raise TeacherFileError(f"{path}: holds no teacher-output file ({wanted}); see liser/teachers/outputs.py for the format")
     return found
 

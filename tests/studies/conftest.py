@@ -20,9 +20,20 @@ def local_ray():
     ray.shutdown()
 
 
-def corpus_fields(synth_root, kind: str = "ravdess") -> dict:
+def corpus_fields(synth_root, kind: str = "ravdess", method: str = "liser") -> dict:
+    """The synthetic corpus and oracle teachers a study of ``method`` on a ``kind`` corpus runs on."""
+    if method == "emodistill":  # transcripts that carry emotion
+        return {"labeled": f"table:{synth_root / 'transcribed.csv'}", "teachers": str(synth_root / "oracle-teachers-emodistill")}
+    if method == "nsl":  # the upstream model embeds another corpus than its source
+        return {"labeled": f"cremad:{synth_root / 'cremad'}", "teachers": str(synth_root / "oracle-teachers-nsl")}
     teachers = "oracle-teachers" if kind == "ravdess" else "oracle-teachers-cremad"
     return {"labeled": f"{kind}:{synth_root / kind}", "unlabeled": f"avclips:{synth_root / 'avclips'}", "teachers": str(synth_root / teachers)}
+
+
+def study_method(study) -> str:
+    """The method a study's trials use (a study of several methods counts as its first non-LiSER one)."""
+    methods = [study.resolve(p).method for p in study.points()] if study.search is None else [study.resolve({}).method]
+    return next((m for m in methods if m != "liser"), "liser")
 
 
 @pytest.fixture
