@@ -21,7 +21,7 @@ class ConfigError(ValueError):
 
 
 METHODS = ("liser", "emodistill", "nsl")
-STUDENTS = ("liser", "cnn6")
+STUDENTS = ("liser", "cnn6", "hubert")
 
 # Which fields belong to which method: a field of another method must keep its default,
 # so a study cannot silently search a knob the trial ignores.
@@ -37,7 +37,9 @@ class TrainConfig(BaseModel):
 
     name: str = "custom"
     method: Literal["liser", "emodistill", "nsl"] = Field("liser", description="LiSER (unlabeled AV distillation), EmoDistill or NSL")
-    student: Literal["liser", "cnn6"] = Field("liser", description="the student network: LiSER's CNN-LSTM (105K) or CNN-6 (NSL paper)")
+    student: Literal["liser", "cnn6", "hubert"] = Field(
+        "liser", description="the student network: LiSER's CNN-LSTM (105K), CNN-6 (NSL paper) or a HuBERT-architecture transformer (EmoDistill)"
+    )
     lambda_sd: float = Field(0.0, ge=0, description="weight of speech distillation, eq. 4")
     lambda_vd: float = Field(0.0, ge=0, description="weight of video distillation, eq. 4")
     distill_loss: Literal["mae", "ce"] = Field("mae", description="MAE between softmaxes (eq. 2-3) or CE to soft labels (Table 3)")
@@ -125,15 +127,17 @@ PRESETS: dict[str, dict[str, Any]] = {
     "nsl": {"method": "nsl", "student": "cnn6"},
     "cnn6": {"student": "cnn6"},
     "nsl-cnn-lstm": {"method": "nsl"},  # NSL on LiSER's 105K CNN-LSTM; its baseline is no-dstl
+    "hubert-ce": {"student": "hubert"},  # the HuBERT-architecture student, labels only
+    "emodistill-hubert": {"method": "emodistill", "student": "hubert"},
 }
 
 
 
 def baseline_of(method: str = "liser", student: str = "liser") -> str:
     """The configuration reports compare a trial against: the same student without its teachers."""
-    if method == "emodistill":
+    if method == "emodistill" and student == "liser":
         return "emodistill-no-teachers"
-    return "no-dstl" if student == "liser" else "cnn6"
+    return {"liser": "no-dstl", "cnn6": "cnn6"}.get(student, f"{student}-ce")
 
 
 def _coerce(text: str) -> Any:

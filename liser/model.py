@@ -8,7 +8,7 @@ hidden state feeds three heads: g_sup (1 layer, K_S), g_sd (32 -> K_S) and g_vd
 paper's 105K.
 
 :class:`CNN6` is the PANNs CNN-6 the NSL paper (section 2.1) trains as its lightweight
-downstream model. Every student keeps a ``config`` dict with its ``arch``;
+downstream model; :class:`HubertStudent` a HuBERT-architecture transformer (EmoDistill's student). Every student keeps a ``config`` dict with its ``arch``;
 :func:`build_student` rebuilds any of them from it (checkpoints store that dict).
 """
 
@@ -145,7 +145,58 @@ class CNN6(nn.Module):
         return ClassifierOutput(self.fc_out(emb), emb)
 
 
-ARCHITECTURES: dict[str, type[nn.Module]] = {"liser": Student, "cnn6": CNN6}
+class HubertStudent(nn.Module):
+    """A HuBERT-architecture student (EmoDistill's student family, section 3) on log-Mel frames.
+
+    HuBERT is a waveform conv encoder, a feature projection and a transformer encoder with a
+    convolutional position embedding. Every liser student reads the cached log-Mel features,
+    so here a LayerNorm + linear projection of each mel frame (32 ms hop) stands in for the
+    waveform conv encoder (20 ms hop), and the transformer is transformers' own
+    ``HubertEncoder`` built from a ``HubertConfig``; the embedding is its output averaged
+    over time. It is small by default (2 layers of 128, ~0.5 M parameters) so it trains on a
+    CPU; EmoDistill's HuBERT-base student is ``hidden=768, layers=12, heads=12,
+    intermediate=3072`` (trained from scratch: hub weights expect the waveform encoder).
+    """
+
+    def __init__(
+        self,
+        n_classes: int = len(RAVDESS_EMOTIONS),
+        n_mels: int = N_MELS,
+        hidden: int = 128,
+        layers: int = 2,
+        heads: int = 4,
+        intermediate: int = 256,
+        dropout: float = 0.1,
+        *,
+        arch: str = "hubert",
+    ):
+        super().__init__()
+        _check_arch(arch, "hubert")
+        from transformers import HubertConfig
+        from transformers.models.hubert.modeling_hubert import HubertEncoder
+
+        self.config = dict(
+            arch="hubert", n_classes=n_classes, n_mels=n_mels, hidden=hidden, layers=layers, heads=heads, intermediate=intermediate, dropout=dropout
+        )
+        hubert = HubertConfig(
+            hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads, intermediate_size=intermediate,
+            num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4, hidden_dropout=dropout, attention_dropout=dropout,
+            activation_dropout=dropout, layerdrop=0.0,
+        )
+        hubert._attn_implementation = "eager"  # plain matmul attention: exports to ONNX
+        self.frame_norm = nn.LayerNorm(n_mels)
+        self.projection = nn.Linear(n_mels, hidden)
+        self.encoder = HubertEncoder(hubert)
+        self.classifier = nn.Linear(hidden, n_classes)
+
+    def forward(self, x: torch.Tensor) -> ClassifierOutput:
+        """``x``: log-Mel [B, n_mels, frames]."""
+        h = self.projection(self.frame_norm(x.transpose(1, 2)))  # [B, frames, hidden]
+        emb = self.encoder(h).last_hidden_state.mean(1)
+        return ClassifierOutput(self.classifier(emb), emb)
+
+
+ARCHITECTURES: dict[str, type[nn.Module]] = {"liser": Student, "cnn6": CNN6, "hubert": HubertStudent}
 
 
 def build_student(config: dict[str, Any]) -> nn.Module:

@@ -108,3 +108,33 @@ def test_cnn6_trains_on_a_separable_problem():
         torch.set_num_threads(threads)
     assert losses[-1] < 0.5 * losses[0]
     assert (out.sup.argmax(1) == y).all()
+
+
+def test_hubert_student_shapes_rebuild_and_trains():
+    """The HuBERT-architecture student: transformers' HubertEncoder over projected mel frames."""
+    from liser.model import HubertStudent
+
+    torch.manual_seed(0)
+    model = HubertStudent(n_classes=3, hidden=32, layers=1, heads=2, intermediate=64, dropout=0.0)
+    assert type(model.encoder).__name__ == "HubertEncoder" and len(model.encoder.layers) == 1
+    for frames in (94, 40):
+        out = model(torch.randn(2, 64, frames) * 20 - 60)
+        assert out.sup.shape == (2, 3) and out.embedding.shape == (2, 32)
+    again = build_student(model.config)
+    again.load_state_dict(model.state_dict())
+    x = torch.randn(2, 64, 94)
+    model.eval(), again.eval()
+    assert torch.allclose(model(x).sup, again(x).sup)
+    # a separable toy problem: class = sign of the mean level of the low mel bands
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    y = torch.tensor([0, 1] * 8)
+    xs = torch.randn(16, 64, 50) + torch.where(y[:, None, None] == 0, -3.0, 3.0) * (torch.arange(64) < 16)[None, :, None]
+    losses = []
+    for _ in range(30):
+        loss = torch.nn.functional.cross_entropy(model(xs).sup, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]

@@ -2,9 +2,10 @@
 
 ``build_report`` reads one or several studies from any tracking URI and works out which
 sections apply from the data: the configurations table (Table 2) always, Table 3 when
-ablation configurations ran, Figure 2 when several labeled fractions ran, the λ heatmap
-when one configuration ran with several (λ_sd, λ_vd), a search's history and parameter
-importances, and the confusion matrices. ``build_fraction_curve`` writes Figure 2 alone.
+ablation configurations ran, Figure 2 when several labeled fractions ran, a knob grid per
+method when one configuration ran with several values of its method's grid knobs (LiSER's
+(λ_sd, λ_vd), NSL's (n, α), EmoDistill's weights and temperatures), a search's history and
+parameter importances, and the confusion matrices. ``build_fraction_curve`` writes Figure 2 alone.
 Both return the paths they wrote.
 """
 
@@ -28,8 +29,10 @@ from liser.reports.tables import (
     has_ablations,
     has_methods,
     is_search,
+    knob_grid,
+    knob_grids,
+    knob_groups,
     lambda_grid,
-    lambda_groups,
     methods_table,
     optimisation_history,
     select_trials,
@@ -38,6 +41,7 @@ from liser.reports.tables import (
 __all__ = [
     "StudyData", "StudyNotFound", "Table", "TEST_NAME", "build_fraction_curve", "build_report", "load_studies", "load_confusion",
     "corrected_ttest", "compare_folds", "relative_change", "configuration_table", "ablation_table", "fraction_curve", "lambda_grid",
+    "knob_grid", "knob_grids", "knob_groups",
     "optimisation_history", "param_importances", "confusion_matrices", "select_trials",
 ]
 
@@ -107,11 +111,10 @@ def build_report(tracking_uri: str, studies: list[str], out_dir: Path, *, name: 
         sections.append((heading, inner))
         used.update(runs)
 
-    if lambda_groups(data):
-        grid = lambda_grid(data)
+    for grid in knob_grids(data):
         _write(grid, out_dir, name, written)
-        figs = [figures.lambda_figure(grid.data, *group) for group in lambda_groups(data)]
-        sections.append(_section(grid, figs))
+        groups = grid.data[["study", "dataset", "config"]].drop_duplicates().itertuples(index=False)
+        sections.append(_section(grid, [figures.knob_figure(grid.data, *group) for group in groups]))
 
     for study in data.names:
         if not is_search(data, study):

@@ -1,4 +1,5 @@
-"""Plotly figures of the report tables: Figure 2's curve, the λ heatmap, a search's history and importances, confusion matrices.
+"""Plotly figures of the report tables: Figure 2's curve, the knob grids (the λ heatmap and its kin), a search's
+history and importances, confusion matrices.
 
 Each figure is drawn from a table's tidy frame (never from runs directly), so what a
 figure shows is what the CSV next to it holds.
@@ -11,12 +12,12 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import hex_to_rgb, qualitative
 
-from liser.reports.tables import BASELINE, FULL_FRACTION
+from liser.reports.tables import BASELINE, FULL_FRACTION, KNOB_SYMBOLS, KNOB_TITLES
 
 BAND = "min–max over folds"
 HEIGHT = 460
 # A heatmap needs a grid: few values per axis, at least half of the cells filled; a
-# search's continuous λs are drawn as a scatter instead.
+# search's continuous knobs are drawn as a scatter instead.
 MAX_HEATMAP_AXIS = 12
 
 
@@ -63,19 +64,54 @@ def fraction_curve_figure(curve: pd.DataFrame, metric: str = "uar") -> go.Figure
     )
 
 
-def lambda_figure(grid: pd.DataFrame, study: str, dataset: str, config: str) -> go.Figure:
-    """Mean validation UAR per (λ_sd, λ_vd) with the chosen cell marked; a scatter when the λs do not form a small grid."""
+def _axes_of(g: pd.DataFrame) -> list[str]:
+    """The knobs a group of a knob-grid table lays out: its knob columns with values, in the table's column order."""
+    return [k for k in g.columns if k in KNOB_TITLES and g[k].notna().any()]
+
+
+def _log_or_linear(values: pd.Series) -> str:
+    return "log" if (values > 0).all() else "linear"  # EmoDistill's α and β may be 0
+
+
+def knob_figure(grid: pd.DataFrame, study: str, dataset: str, config: str) -> go.Figure:
+    """Mean validation UAR over a group's knobs (a knob-grid table's tidy frame) with the chosen cell marked.
+
+    Two knobs: a heatmap (rows: the first knob), or a scatter when the values do not form a small grid
+    (a search). One knob: validation and test UAR against it (EmoDistill's Figure 2).
+    """
     g = grid[(grid["study"] == study) & (grid["dataset"] == dataset) & (grid["config"] == config)]
     best = g[g["chosen"]].iloc[0]
+    axes = _axes_of(g)
+    at = ", ".join(f"{KNOB_SYMBOLS[k]}={best[k]:g}" for k in axes)
+    shown = KNOB_SYMBOLS[axes[0]] if len(axes) == 1 else f"({', '.join(KNOB_SYMBOLS[k] for k in axes)})"
     title = (
-        f"{study}: {config} on {dataset}, mean validation UAR per (λ_sd, λ_vd)<br>"
-        f"chosen λ_sd={best['lambda_sd']:g}, λ_vd={best['lambda_vd']:g}: "
-        f"val UAR {best['val_uar_mean']:.3f}, test UAR {best['test_uar_mean']:.3f}"
+        f"{study}: {config} on {dataset}, mean validation UAR per {shown}<br>"
+        f"chosen {at}: val UAR {best['val_uar_mean']:.3f}, test UAR {best['test_uar_mean']:.3f}"
     )
     fig = go.Figure()
-    n_sd, n_vd = g["lambda_sd"].nunique(), g["lambda_vd"].nunique()
-    if max(n_sd, n_vd) <= MAX_HEATMAP_AXIS and 2 * len(g) >= n_sd * n_vd:
-        z = g.pivot(index="lambda_sd", columns="lambda_vd", values="val_uar_mean").sort_index().sort_index(axis=1)
+    if len(axes) == 1:
+        (knob,) = axes
+        g = g.sort_values(knob)
+        x = [f"{v:g}" for v in g[knob]]
+        for metric, dash in (("val_uar", "solid"), ("test_uar", "dash")):
+            fig.add_trace(
+                go.Scatter(
+                    x=x, y=g[f"{metric}_mean"], mode="lines+markers", name=metric.replace("_uar", " UAR"), line=dict(dash=dash),
+                    error_y=dict(type="data", array=g[f"{metric}_std"].fillna(0).tolist(), visible=True),
+                )
+            )
+        fig.add_trace(
+            go.Scatter(
+                x=[f"{best[knob]:g}"], y=[best["val_uar_mean"]], mode="markers", name="chosen", hoverinfo="skip",
+                marker=dict(symbol="star", size=18, color="red"),
+            )
+        )
+        fig.update_xaxes(type="category")
+        return _layout(fig, title, xaxis_title=KNOB_TITLES[knob], yaxis_title="UAR (mean ± std over folds)", title_font_size=13)
+    rows, cols = axes
+    n_rows, n_cols = g[rows].nunique(), g[cols].nunique()
+    if max(n_rows, n_cols) <= MAX_HEATMAP_AXIS and 2 * len(g) >= n_rows * n_cols:
+        z = g.pivot(index=rows, columns=cols, values="val_uar_mean").sort_index().sort_index(axis=1)
         text = [["" if np.isnan(v) else f"{v:.3f}" for v in row] for row in z.to_numpy()]
         fig.add_trace(
             go.Heatmap(
@@ -85,28 +121,33 @@ def lambda_figure(grid: pd.DataFrame, study: str, dataset: str, config: str) -> 
         )
         fig.add_trace(
             go.Scatter(
-                x=[f"{best['lambda_vd']:g}"], y=[f"{best['lambda_sd']:g}"], mode="markers", name="chosen", hoverinfo="skip",
+                x=[f"{best[cols]:g}"], y=[f"{best[rows]:g}"], mode="markers", name="chosen", hoverinfo="skip",
                 marker=dict(symbol="square-open", size=40, color="red", line=dict(width=3)),
             )
         )
-        axis_type = "category"
+        fig.update_xaxes(type="category")
+        fig.update_yaxes(type="category")
     else:
         fig.add_trace(
             go.Scatter(
-                x=g["lambda_vd"], y=g["lambda_sd"], mode="markers", name="trials",
+                x=g[cols], y=g[rows], mode="markers", name="trials",
                 marker=dict(color=g["val_uar_mean"], colorscale="Viridis", showscale=True, size=10, colorbar=dict(title="val UAR")),
             )
         )
         fig.add_trace(
             go.Scatter(
-                x=[best["lambda_vd"]], y=[best["lambda_sd"]], mode="markers+text", name="chosen", text=["chosen"], textposition="top center",
+                x=[best[cols]], y=[best[rows]], mode="markers+text", name="chosen", text=["chosen"], textposition="top center",
                 marker=dict(symbol="star", size=18, color="red"),
             )
         )
-        axis_type = "log"
-    fig.update_xaxes(type=axis_type)
-    fig.update_yaxes(type=axis_type)
-    return _layout(fig, title, xaxis_title="λ_vd (video distillation)", yaxis_title="λ_sd (speech distillation)", title_font_size=13, showlegend=False)
+        fig.update_xaxes(type=_log_or_linear(g[cols]))
+        fig.update_yaxes(type=_log_or_linear(g[rows]))
+    return _layout(fig, title, xaxis_title=KNOB_TITLES[cols], yaxis_title=KNOB_TITLES[rows], title_font_size=13, showlegend=False)
+
+
+def lambda_figure(grid: pd.DataFrame, study: str, dataset: str, config: str) -> go.Figure:
+    """LiSER's λ heatmap: :func:`knob_figure` over (λ_sd, λ_vd) of the λ grid table."""
+    return knob_figure(grid, study, dataset, config)
 
 
 def history_figure(history: pd.DataFrame, study: str) -> go.Figure:

@@ -1,4 +1,5 @@
-"""The paper's tables and curves, computed from fold runs: Table 2, Table 3, Figure 2's points, the λ grid.
+"""The paper's tables and curves, computed from fold runs: Table 2, Table 3, Figure 2's points, the knob grids
+(LiSER's λ grid, NSL's n × α grid, EmoDistill's temperature sweeps).
 
 Every table is a :class:`Table`: ``data`` holds the numbers, one tidy row per cell (what
 the CSV file holds), ``display`` the formatted cells laid out like the paper (what the
@@ -302,54 +303,142 @@ def fraction_curve(data: StudyData) -> Table:
     return Table("fraction-curve", "Figure 2: labeled fraction", tidy, display, note)
 
 
-# ---------------------------------------------------------------------- λ grid
-def lambda_groups(data: StudyData) -> list[tuple[str, str, str]]:
-    """(study, data set, configuration) with at least two distinct (λ_sd, λ_vd) cells: a λ grid or a search."""
-    t = _with_defaults(data.trials[data.trials["n_folds"] > 0])
-    cells = t.groupby(["study", "dataset", "config"], sort=False)[["lambda_sd", "lambda_vd"]].apply(lambda g: len(g.drop_duplicates()))
-    return [k for k, n in cells.items() if n >= 2]
+# ---------------------------------------------------------------------- knob grids (the λ grid and its kin)
+# Per method, the knobs its paper lays out as a grid figure, in axis order (rows, then columns):
+# LiSER's λ grid (section 3.6), NSL's Figure 2 (n neighbours × α), EmoDistill's Figure 2 (one teacher's τ).
+GRID_KNOBS = {
+    "liser": ("lambda_sd", "lambda_vd"),
+    "emodistill": ("alpha", "beta", "gamma", "tau_prosodic", "tau_linguistic"),
+    "nsl": ("nsl_neighbors", "nsl_alpha"),
+}
+# Table headers and figure axis titles of each knob.
+KNOB_SYMBOLS = {
+    "lambda_sd": "λ_sd", "lambda_vd": "λ_vd", "nsl_neighbors": "neighbours", "nsl_alpha": "α",
+    "alpha": "α", "beta": "β", "gamma": "γ", "tau_prosodic": "τ_P", "tau_linguistic": "τ_L",
+}
+KNOB_TITLES = {
+    "lambda_sd": "λ_sd (speech distillation)", "lambda_vd": "λ_vd (video distillation)",
+    "nsl_neighbors": "n (most neighbours)", "nsl_alpha": "α (neighbour-loss multiplier)",
+    "alpha": "α (logit KD weight)", "beta": "β (embedding KD weight)", "gamma": "γ (cross-entropy weight)",
+    "tau_prosodic": "τ_P (prosodic teacher's temperature)", "tau_linguistic": "τ_L (linguistic teacher's temperature)",
+}
+GRID_TABLES = {  # method -> (file suffix, title)
+    "liser": ("lambda-grid", "λ grid: validation choice"),
+    "emodistill": ("emodistill-grid", "EmoDistill grid: validation choice"),
+    "nsl": ("nsl-grid", "NSL grid (n × α): validation choice"),
+}
+GROUP = ["study", "dataset", "config"]
 
 
-def lambda_grid(data: StudyData) -> Table:
-    """Mean validation UAR per (λ_sd, λ_vd) over the folds of the cell's trials, per study; the chosen cell has the highest.
+@dataclass(frozen=True)
+class KnobGroup:
+    """One (study, data set, configuration) laid out over ``knobs``: (rows, columns) of a heatmap, or one axis."""
 
-    The chosen cell's test UAR is what the paper reports; test UAR never chooses. In a
-    search, other knobs vary too: a cell then mixes their trials (see n_trials).
+    study: str
+    dataset: str
+    config: str
+    method: str
+    knobs: tuple[str, ...]
+
+
+def _with_knobs(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every grid knob as a number (TrainConfig's default where a run did not log it) and the method ("liser" if unlogged)."""
+    out = frame.copy()
+    out["method"] = out["method"].where(out["method"].notna(), "liser") if "method" in out else "liser"
+    for knob in dict.fromkeys(k for knobs in GRID_KNOBS.values() for k in knobs):
+        default = TrainConfig.model_fields[knob].default
+        out[knob] = pd.to_numeric(out[knob], errors="coerce").fillna(default) if knob in out else float(default)
+    return out
+
+
+def _axes(trials: pd.DataFrame, method: str) -> tuple[str, ...]:
+    """LiSER: both λs always (its grid as the paper draws it). Others: the knobs that vary, at most two,
+    those with the most values (ties: the method's order), in the method's order."""
+    knobs = GRID_KNOBS[method]
+    if method == "liser":
+        return knobs
+    counts = {k: trials[k].nunique() for k in knobs if trials[k].nunique() > 1}
+    top = sorted(counts, key=lambda k: (-counts[k], knobs.index(k)))[:2]
+    return tuple(k for k in knobs if k in top)
+
+
+def knob_groups(data: StudyData) -> list[KnobGroup]:
+    """(study, data set, configuration) groups with at least two distinct cells over their method's grid knobs: a grid or a search."""
+    t = _with_knobs(data.trials[data.trials["n_folds"] > 0])
+    out = []
+    for (study, ds, config, method), trials in t.groupby([*GROUP, "method"], sort=False):
+        knobs = _axes(trials, method) if method in GRID_KNOBS else ()
+        if knobs and len(trials[list(knobs)].drop_duplicates()) >= 2:
+            out.append(KnobGroup(study, ds, config, method, knobs))
+    return out
+
+
+def knob_grid(data: StudyData, method: str = "liser") -> Table:
+    """Mean validation UAR per cell of ``method``'s groups (see :func:`knob_groups`) over the folds of the cell's trials; per
+    group, the chosen cell has the highest.
+
+    One table per method, its knob columns named after the knobs (LiSER: lambda_sd, lambda_vd). A knob column is
+    empty on the rows of a group that does not lay it out (fixed there, or mixed within its cells). The chosen
+    cell's test UAR is what the paper reports; test UAR never chooses. Where knobs beyond the axes vary (a
+    search), a cell mixes their trials (see n_trials).
     """
-    folds = _with_defaults(data.folds)
+    folds = _with_knobs(data.folds)
+    groups = [g for g in knob_groups(data) if g.method == method]
+    columns = [k for k in GRID_KNOBS[method] if any(k in g.knobs for g in groups)] if method != "liser" else list(GRID_KNOBS["liser"])
     rows = []
-    for study, ds, config in lambda_groups(data):
-        here = folds[(folds["study"] == study) & (folds["dataset"] == ds) & (folds["config"] == config)]
-        for (sd, vd), cell in here.groupby(["lambda_sd", "lambda_vd"], sort=True):
+    for g in groups:
+        where = (folds["study"] == g.study) & (folds["dataset"] == g.dataset) & (folds["config"] == g.config)
+        here = folds[where & (folds["method"] == g.method)]
+        for values, cell in here.groupby(list(g.knobs), sort=True):
             val, test = _spread(cell, "val_uar"), _spread(cell, "test_uar")
             rows.append(
                 {
-                    "study": study, "dataset": ds, "config": config, "lambda_sd": float(sd), "lambda_vd": float(vd),
+                    "study": g.study, "dataset": g.dataset, "config": g.config, **{k: math.nan for k in columns},
+                    **{k: float(v) for k, v in zip(g.knobs, values)},
                     "n_trials": cell["parent_run_id"].nunique(), "n_folds": len(cell),
                     "val_uar_mean": val["val_uar_mean"], "val_uar_std": val["val_uar_std"],
                     "test_uar_mean": test["test_uar_mean"], "test_uar_std": test["test_uar_std"],
                 }
             )
-    cols = ["study", "dataset", "config", "lambda_sd", "lambda_vd", "n_trials", "n_folds"]
+    cols = [*GROUP, *columns, "n_trials", "n_folds"]
     tidy = pd.DataFrame(rows, columns=[*cols, "val_uar_mean", "val_uar_std", "test_uar_mean", "test_uar_std"])
     tidy["chosen"] = False
-    for _, group in tidy.groupby(["study", "dataset", "config"], sort=False):
-        tidy.loc[group["val_uar_mean"].idxmax(), "chosen"] = True  # first maximum: the smaller λs on ties
+    for _, group in tidy.groupby(GROUP, sort=False):
+        tidy.loc[group["val_uar_mean"].idxmax(), "chosen"] = True  # first maximum: the smaller knobs on ties
     display = pd.DataFrame(
         {
             "Study": tidy["study"], "Data set": tidy["dataset"], "Configuration": tidy["config"],
-            "λ_sd": tidy["lambda_sd"].map(lambda v: f"{v:g}"), "λ_vd": tidy["lambda_vd"].map(lambda v: f"{v:g}"),
+            **{KNOB_SYMBOLS[k]: tidy[k].map(lambda v: MISSING if pd.isna(v) else f"{v:g}") for k in columns},
             "val UAR": [fmt_pm(a, b) for a, b in zip(tidy["val_uar_mean"], tidy["val_uar_std"])],
             "test UAR": [fmt_pm(a, b) for a, b in zip(tidy["test_uar_mean"], tidy["test_uar_std"])],
             "n": tidy["n_folds"].astype(str),
             "chosen": tidy["chosen"].map({True: "chosen", False: ""}),
         }
-    ).set_index(["Study", "Data set", "Configuration", "λ_sd", "λ_vd"])
+    ).set_index(["Study", "Data set", "Configuration", *(KNOB_SYMBOLS[k] for k in columns)])
     note = (
         "Mean ± std over the folds of each cell's trials; per study, the chosen cell has the highest mean validation UAR, "
         "and its test UAR is the reported one."
     )
-    return Table("lambda-grid", "λ grid: validation choice", tidy, display, note)
+    if method != "liser":
+        note += f" {MISSING}: not an axis of that study (fixed there, or mixed within its cells); n: folds."
+    name, title = GRID_TABLES[method]
+    return Table(name, title, tidy, display, note)
+
+
+def knob_grids(data: StudyData) -> list[Table]:
+    """One :func:`knob_grid` per method with a grid in ``data``, in the order LiSER, EmoDistill, NSL."""
+    present = {g.method for g in knob_groups(data)}
+    return [knob_grid(data, m) for m in GRID_KNOBS if m in present]
+
+
+def lambda_groups(data: StudyData) -> list[tuple[str, str, str]]:
+    """(study, data set, configuration) with at least two distinct (λ_sd, λ_vd) cells: LiSER's λ grid or a search."""
+    return [(g.study, g.dataset, g.config) for g in knob_groups(data) if g.method == "liser"]
+
+
+def lambda_grid(data: StudyData) -> Table:
+    """LiSER's λ grid: :func:`knob_grid` over (λ_sd, λ_vd)."""
+    return knob_grid(data, "liser")
 
 
 # ---------------------------------------------------------------------- searches
@@ -401,8 +490,11 @@ def confusion_matrices(data: StudyData) -> Table:
     tidy = in_paper_order(tidy, data)
     pairs = tidy[["dataset", "config"]].drop_duplicates().itertuples(index=False)
     blocks = [_square(tidy, ds, config).rename(index=lambda c, ds=ds, cfg=config: (ds, cfg, c)) for ds, config in pairs]
-    display = pd.concat(blocks) if blocks else pd.DataFrame(index=pd.MultiIndex.from_tuples([], names=["", "", ""]))
-    display.index = pd.MultiIndex.from_tuples(display.index)
+    if blocks:
+        display = pd.concat(blocks)
+        display.index = pd.MultiIndex.from_tuples(display.index)
+    else:  # no fold logged a confusion matrix
+        display = pd.DataFrame(index=pd.MultiIndex.from_arrays([[], [], []]))
     display = display.map(lambda v: MISSING if pd.isna(v) else str(int(v)))
     display.index.names = ["Data set", "Configuration", "true \\ predicted"]
     display.columns.name = None

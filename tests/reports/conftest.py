@@ -12,6 +12,13 @@
 * ``search-ravdess``: a search (8 FINISHED trials, 1 KILLED) over λs, loss and confidence;
 * ``no-finished``: one FAILED trial only.
 
+``methods_store``, a second small store, holds the other methods' knob grids:
+
+* ``nsl-grid``: cnn6 once and nsl on ravdess over nsl_neighbors ∈ {3, 6} × nsl_alpha ∈ {0.1, 1};
+* ``emodistill-tau``: emodistill-no-linguistic on ravdess over tau_prosodic ∈ {0.1, 0.5, 2};
+* ``emodistill-mixed``: emodistill on ravdess with α, β and τ_P varied together (5 trials, two in one (α, τ_P) cell);
+* ``lambda-pair``: vid-sp-dstl on ravdess at λ_sd ∈ {0.5, 1} (a LiSER grid beside the others).
+
 ``store.raw[run_id]`` keeps every finished fold's logged numbers; tests compute their
 expectations from these with numpy, never with the code under test.
 """
@@ -204,6 +211,32 @@ def build(store: FakeStore) -> FakeStore:
     return s
 
 
+def build_methods(store: FakeStore) -> FakeStore:
+    s = store
+    s.study("nsl-grid", description="NSL n × α grid (RAVDESS)")
+    s.trial("nsl-grid", "cnn6", "ravdess", s.folds("ravdess", 0.50, confusion=False), confusion=False)
+    for n in (3, 6):
+        for a in (0.1, 1.0):
+            level = 0.64 if (n, a) == (6, 0.1) else 0.52 + 0.002 * n + 0.01 * a
+            knobs = {"nsl_neighbors": n, "nsl_alpha": a}
+            s.trial("nsl-grid", "nsl", "ravdess", s.folds("ravdess", level, confusion=False), knobs=knobs, confusion=False)
+    s.study("emodistill-tau", description="EmoDistill τ_P sweep (RAVDESS)")
+    for tau in (0.1, 0.5, 2.0):
+        level = 0.63 if tau == 0.5 else 0.52
+        s.trial("emodistill-tau", "emodistill-no-linguistic", "ravdess", s.folds("ravdess", level, confusion=False),
+                knobs={"tau_prosodic": tau}, confusion=False)
+    s.study("emodistill-mixed", description="EmoDistill with three knobs varied (RAVDESS)")
+    mixed = ((1.0, 10.0, 0.5, 0.55), (1.0, 5.0, 2.0, 0.52), (0.5, 10.0, 4.0, 0.53), (0.5, 5.0, 0.5, 0.54), (1.0, 5.0, 0.5, 0.57))
+    for alpha, beta, tau, level in mixed:
+        s.trial("emodistill-mixed", "emodistill", "ravdess", s.folds("ravdess", level, confusion=False),
+                knobs={"alpha": alpha, "beta": beta, "tau_prosodic": tau}, confusion=False)
+    s.study("lambda-pair", description="two λ_sd (RAVDESS)")
+    for sd in (0.5, 1.0):
+        s.trial("lambda-pair", "vid-sp-dstl", "ravdess", s.folds("ravdess", 0.55, confusion=False), knobs={"lambda_sd": sd},
+                confusion=False)
+    return s
+
+
 @contextlib.contextmanager
 def unsynced_sqlite():
     """Skip fsync while the fixture writes (~150 runs): 3x faster on a busy disk, and the store is throwaway."""
@@ -222,7 +255,7 @@ def unsynced_sqlite():
         event.remove(Engine, "connect", no_sync)
 
 
-def make_store(root) -> FakeStore:
+def make_store(root, build=build) -> FakeStore:
     with unsynced_sqlite():
         return build(FakeStore(f"sqlite:///{root / 'mlflow.db'}", (root / "artifacts").as_uri()))
 
@@ -230,6 +263,11 @@ def make_store(root) -> FakeStore:
 @pytest.fixture(scope="session")
 def fake_store(tmp_path_factory) -> FakeStore:
     return make_store(tmp_path_factory.mktemp("mlflow-reports"))
+
+
+@pytest.fixture(scope="session")
+def methods_store(tmp_path_factory) -> FakeStore:
+    return make_store(tmp_path_factory.mktemp("mlflow-methods"), build_methods)
 
 
 @pytest.fixture(scope="session")

@@ -98,3 +98,18 @@ def test_unknown_study(fake_store, tmp_path):
     with pytest.raises(StudyNotFound, match="no study 'nope'.*studies there: .*table2-ravdess"):
         build_report(fake_store.uri, ["nope"], tmp_path)
     assert not list(tmp_path.iterdir())
+
+
+def test_other_methods_grids(methods_store, tmp_path):
+    paths = build_report(methods_store.uri, ["nsl-grid", "emodistill-tau"], tmp_path, name="grids")
+    tables = ["table2", "methods", "emodistill-grid", "nsl-grid"]  # no confusion matrices were logged
+    assert [p.name for p in paths] == ["grids.html"] + [f"grids-{t}.{e}" for t in tables for e in ("csv", "md", "tex")]
+    page = paths[0].read_text(encoding="utf-8")
+    assert "<h2>NSL grid (n × α): validation choice" in page and "<h2>EmoDistill grid: validation choice" in page
+    assert "<h2>λ grid" not in page
+    assert page.count('class="plotly-graph-div"') == 2  # the n × α heatmap and the τ_P line
+    nsl = pd.read_csv(tmp_path / "grids-nsl-grid.csv")
+    assert list(nsl.columns[:5]) == ["study", "dataset", "config", "nsl_neighbors", "nsl_alpha"] and len(nsl) == 4
+    assert nsl.loc[nsl["chosen"], ["nsl_neighbors", "nsl_alpha"]].values.tolist() == [[6, 0.1]]
+    emo = pd.read_csv(tmp_path / "grids-emodistill-grid.csv")
+    assert emo["tau_prosodic"].tolist() == [0.1, 0.5, 2.0] and emo["chosen"].tolist() == [False, True, False]

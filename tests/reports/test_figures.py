@@ -64,3 +64,34 @@ def test_confusion_heatmap(loaded):
     fig = figures.confusion_figure(matrix, "vid-dstl")
     assert list(fig.data[0].x) == ["neutral", "happy", "sad"] == list(fig.data[0].y)
     assert np.array(fig.data[0].z).tolist() == matrix.to_numpy().tolist()
+
+
+@pytest.fixture(scope="module")
+def other_methods(methods_store):
+    from liser.reports.runs import load_studies
+
+    return load_studies(methods_store.uri, ["nsl-grid", "emodistill-tau"])
+
+
+def test_nsl_heatmap_over_neighbours_and_alpha(other_methods):
+    grid = tables.knob_grid(other_methods, "nsl").data
+    fig = figures.knob_figure(grid, "nsl-grid", "ravdess", "nsl")
+    heat = next(t for t in fig.data if t.type == "heatmap")
+    assert list(heat.y) == ["3", "6"] and list(heat.x) == ["0.1", "1"]
+    expected = grid.pivot(index="nsl_neighbors", columns="nsl_alpha", values="val_uar_mean").to_numpy()
+    assert np.allclose(np.array(heat.z, dtype=float), expected)
+    chosen = next(t for t in fig.data if t.name == "chosen")
+    assert (chosen.x[0], chosen.y[0]) == ("0.1", "6")
+    assert fig.layout.yaxis.title.text == "n (most neighbours)" and fig.layout.xaxis.title.text == "α (neighbour-loss multiplier)"
+    assert "chosen neighbours=6, α=0.1" in fig.layout.title.text
+
+
+def test_temperature_sweep_is_a_line(other_methods):
+    grid = tables.knob_grid(other_methods, "emodistill").data
+    fig = figures.knob_figure(grid, "emodistill-tau", "ravdess", "emodistill-no-linguistic")
+    assert not any(t.type == "heatmap" for t in fig.data)
+    val = next(t for t in fig.data if t.name == "val UAR")
+    assert list(val.x) == ["0.1", "0.5", "2"] and list(val.y) == pytest.approx(grid["val_uar_mean"].tolist())
+    chosen = next(t for t in fig.data if t.name == "chosen")
+    assert chosen.x[0] == "0.5" and chosen.y[0] == pytest.approx(grid.loc[grid["chosen"], "val_uar_mean"].iloc[0])
+    assert fig.layout.xaxis.title.text.startswith("τ_P") and "chosen τ_P=0.5" in fig.layout.title.text

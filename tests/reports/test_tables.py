@@ -219,3 +219,78 @@ def test_confusion_matrices_summed_over_folds(fake_store, table2_data):
             assert matrix.to_numpy().tolist() == expected.tolist()  # the deleted/running/failed no-dstl folds (99s) are not in
             assert table.display.loc[(dataset, config, classes[0]), classes[1]] == str(expected[0, 1])
     assert set(table.data["n_folds"]) == {3}
+
+
+# --------------------------------------------------------------------- other methods' knob grids
+def by_cell(store, study: str, knobs: tuple[str, ...]) -> dict:
+    """Per cell of ``knobs``: every fold's (val UAR, test UAR) of the cell's trials, pooled."""
+    cells = {}
+    for raw in store.finished(study).values():
+        if not all(k in raw["knobs"] for k in knobs):
+            continue  # the baseline (cnn6) has no such knobs
+        cell = tuple(float(raw["knobs"][k]) for k in knobs)
+        val, test = cells.get(cell, (np.array([]), np.array([])))
+        cells[cell] = (np.concatenate([val, values(raw, "val_uar")]), np.concatenate([test, values(raw, "test_uar")]))
+    return cells
+
+
+def check_cells(grid, cells, knobs):
+    assert len(grid) == len(cells)
+    for cell, (val, test) in cells.items():
+        row = grid[np.logical_and.reduce([grid[k] == v for k, v in zip(knobs, cell)])].iloc[0]
+        assert row["val_uar_mean"] == pytest.approx(val.mean(), abs=1e-12)
+        assert row["val_uar_std"] == pytest.approx(val.std(ddof=1), abs=1e-12)
+        assert row["test_uar_mean"] == pytest.approx(test.mean(), abs=1e-12) and row["n_folds"] == len(val)
+    best = max(cells, key=lambda c: cells[c][0].mean())
+    chosen = grid[grid["chosen"]]
+    assert len(chosen) == 1 and tuple(chosen[list(knobs)].iloc[0]) == best
+    return best
+
+
+def test_nsl_grid_cells_and_choice(methods_store):
+    data = load_studies(methods_store.uri, ["nsl-grid"])
+    assert tables.knob_groups(data) == [tables.KnobGroup("nsl-grid", "ravdess", "nsl", "nsl", ("nsl_neighbors", "nsl_alpha"))]
+    assert tables.lambda_groups(data) == []  # cnn6 ran once
+    table = tables.knob_grid(data, "nsl")
+    assert (table.name, table.title) == ("nsl-grid", "NSL grid (n × α): validation choice")
+    assert list(table.data.columns[:5]) == ["study", "dataset", "config", "nsl_neighbors", "nsl_alpha"]
+    cells = by_cell(methods_store, "nsl-grid", ("nsl_neighbors", "nsl_alpha"))
+    assert len(cells) == 4 and set(table.data["n_trials"]) == {1}
+    assert check_cells(table.data, cells, ("nsl_neighbors", "nsl_alpha")) == (6.0, 0.1)
+    assert table.display.index.names[3:] == ["neighbours", "α"]
+    assert table.display.loc[("nsl-grid", "ravdess", "nsl", "6", "0.1"), "chosen"] == "chosen"
+
+
+def test_emodistill_temperature_sweep_is_one_axis(methods_store):
+    data = load_studies(methods_store.uri, ["emodistill-tau"])
+    (group,) = tables.knob_groups(data)
+    assert (group.method, group.knobs) == ("emodistill", ("tau_prosodic",))
+    table = tables.knob_grid(data, "emodistill")
+    assert table.name == "emodistill-grid" and "tau_linguistic" not in table.data and "alpha" not in table.data
+    cells = by_cell(methods_store, "emodistill-tau", ("tau_prosodic",))
+    assert check_cells(table.data, cells, ("tau_prosodic",)) == (0.5,)
+    assert table.data["tau_prosodic"].tolist() == [0.1, 0.5, 2.0]
+
+
+def test_emodistill_three_knobs_keep_the_two_with_most_values(methods_store):
+    data = load_studies(methods_store.uri, ["emodistill-mixed", "emodistill-tau"])
+    groups = {g.study: g.knobs for g in tables.knob_groups(data)}
+    # τ_P has 3 values; α and β 2 each, α first on the tie
+    assert groups == {"emodistill-mixed": ("alpha", "tau_prosodic"), "emodistill-tau": ("tau_prosodic",)}
+    table = tables.knob_grid(data, "emodistill")
+    assert "beta" not in table.data
+    mixed = table.data[table.data["study"] == "emodistill-mixed"]
+    cells = by_cell(methods_store, "emodistill-mixed", ("alpha", "tau_prosodic"))
+    check_cells(mixed, cells, ("alpha", "tau_prosodic"))
+    pooled = mixed[(mixed["alpha"] == 1.0) & (mixed["tau_prosodic"] == 0.5)].iloc[0]
+    assert pooled["n_trials"] == 2 and pooled["n_folds"] == 6  # β = 10 and β = 5 mixed in one cell
+    sweep = table.data[table.data["study"] == "emodistill-tau"]
+    assert sweep["alpha"].isna().all() and (table.display.xs("emodistill-tau").index.get_level_values("α") == "—").all()
+
+
+def test_one_grid_table_per_method(methods_store):
+    data = load_studies(methods_store.uri, ["nsl-grid", "emodistill-tau", "lambda-pair"])
+    grids = tables.knob_grids(data)
+    assert [g.name for g in grids] == ["lambda-grid", "emodistill-grid", "nsl-grid"]
+    assert set(grids[0].data["study"]) == {"lambda-pair"} and set(grids[2].data["study"]) == {"nsl-grid"}
+    assert list(grids[0].data.columns[3:5]) == ["lambda_sd", "lambda_vd"] and set(grids[0].data["lambda_vd"]) == {1.0}
