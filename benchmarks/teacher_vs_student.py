@@ -15,6 +15,10 @@ folds that `liser train` and `liser teacher speech fit` make, then:
 
 The student's validation UAR is optimistic (the epoch is chosen on it); the teacher's is not.
 
+`--recipe KEY=VALUE` changes the tiny-synth backbone's :class:`TinySynthRecipe` (e.g.
+`--recipe speakers=128 --recipe crop_seconds=0.5,1.0`), to try build settings without editing
+the defaults; the build's report (seconds, final pretraining accuracy) is printed.
+
     python benchmarks/teacher_vs_student.py [--synth DIR] [--student-epochs 8,20,50] [--out DIR]
 """
 
@@ -25,6 +29,7 @@ import json
 import os
 import tempfile
 import time
+from dataclasses import fields, replace
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -38,6 +43,7 @@ from liser.corpora import load_corpus  # noqa: E402
 from liser.data import load_corpus_data  # noqa: E402
 from liser.evaluate import uar, war  # noqa: E402
 from liser.folds import make_folds  # noqa: E402
+from liser.teachers import speech  # noqa: E402
 from liser.teachers.speech import SpeechTeacher, fit_speech_teachers, make_config, predict_clips  # noqa: E402
 from liser.train import set_threads, train_fold  # noqa: E402
 
@@ -47,6 +53,20 @@ def seeded_folds(corpus, seed: int = 0):
     m = corpus.manifest
     strata = dict(zip(m["speaker"], m["gender"])) if "gender" in m else None
     return make_folds(m["speaker"].unique(), 5, seed, strata)
+
+
+def recipe_with(overrides: list[str]) -> speech.TinySynthRecipe:
+    """The default tiny-synth recipe with KEY=VALUE overrides (tuples as comma-separated values)."""
+    recipe = speech.DEFAULT_TINY_SYNTH
+    kinds = {f.name: type(getattr(recipe, f.name)) for f in fields(recipe)}
+    changes = {}
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if key not in kinds:
+            raise SystemExit(f"--recipe {item}: unknown key; TinySynthRecipe has {sorted(kinds)}")
+        kind = kinds[key]
+        changes[key] = tuple(float(v) for v in value.split(",")) if kind is tuple else kind(value)
+    return replace(recipe, **changes)
 
 
 def score_teacher(teacher: SpeechTeacher, corpus, speakers) -> dict:
@@ -68,6 +88,8 @@ def main() -> None:
     ap.add_argument("--teacher-epochs", type=int, default=50, help="the teacher's maximum epochs (paper: 50)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="a teacher setting, as `liser teacher speech fit --set` takes it")
+    ap.add_argument("--recipe", action="append", default=[], metavar="KEY=VALUE",
+                    help="a tiny-synth TinySynthRecipe setting (tuples comma-separated), instead of the default")
     ap.add_argument("--student-epochs", default="8,20,50", help="epoch budgets to report for the student (8: the demo's; 50: the paper's)")
     ap.add_argument("--no-student", action="store_true", help="fit and score the teacher only")
     ap.add_argument("--out", type=Path, help="working folder (default: a temporary one)")
@@ -86,6 +108,7 @@ def main() -> None:
     corpus = load_corpus(spec)
     fold = seeded_folds(corpus)[args.fold]
 
+    speech.DEFAULT_TINY_SYNTH = recipe = recipe_with(args.recipe)  # what the "tiny-synth" keyword builds
     t0 = time.perf_counter()
     cfg = make_config(**{"backbone": args.backbone, "epochs": args.teacher_epochs, "threads": 1, **parse_overrides(args.overrides)})
     summary = fit_speech_teachers(corpus, [fold], [fold.index], cfg, work / "speech", progress=False)
@@ -94,6 +117,11 @@ def main() -> None:
     assert not set(entry["train_speakers"]) & (set(fold.val) | set(fold.test)), "the teacher trained on held-out speakers"
     teacher = SpeechTeacher.load(work / "speech" / f"fold{fold.index}", threads=1)
     t_val, t_test = score_teacher(teacher, corpus, fold.val), score_teacher(teacher, corpus, fold.test)
+    build = None
+    if args.backbone == speech.TINY_SYNTH:
+        build = json.loads((Path(entry_source(work, fold)) / "tiny_synth.json").read_text())
+        print(f"tiny-synth backbone {recipe.key()}: built in {build['seconds']} s, final pretraining accuracy "
+              f"{build['final_train_accuracy']:.3f}, prosody MSE {build['final_prosody_mse']:.3f}; changed: {args.recipe or 'none'}")
 
     print(f"corpus {args.synth} ({corpus.manifest['speaker'].nunique()} actors), fold {fold.index}: "
           f"train {list(fold.train)}, val {list(fold.val)}, test {list(fold.test)}")
@@ -103,11 +131,16 @@ def main() -> None:
     print(f"{'':36}{'segments averaged':>18}{'whole clips':>13}")
     print(f"{'teacher on val speakers':36}{t_val['uar']:>18.3f}{t_val['whole_clip_uar']:>13.3f}   ({t_val['clips']} clips)")
     print(f"{'teacher on test speakers':36}{t_test['uar']:>18.3f}{t_test['whole_clip_uar']:>13.3f}   ({t_test['clips']} clips)")
-    figures = {"fold": fold.index, "teacher": {"record": entry, "val": t_val, "test": t_test, "seconds": teacher_seconds}}
+    figures = {"fold": fold.index, "teacher": {"record": entry, "val": t_val, "test": t_test, "seconds": teacher_seconds}, "build": build}
     if not args.no_student:
         figures["student"] = run_student(spec, fold, budgets, t_val)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1))
+
+
+def entry_source(work: Path, fold) -> str:
+    """The backbone folder the fold's teacher was fitted on (from its teacher.json)."""
+    return json.loads((work / "speech" / f"fold{fold.index}" / "teacher.json").read_text())["backbone_source"]
 
 
 def run_student(spec: str, fold, budgets: list[int], t_val: dict) -> dict:

@@ -495,8 +495,8 @@ def teacher_upstream(source, target, teacher_dir, backbone, epochs, overrides, o
     """
     from liser.configs import parse_overrides
     from liser.corpora import load_corpus
-    from liser.teachers.speech import TeacherError, fit_speech_teacher, make_config
-    from liser.teachers.upstream import embed_corpus
+    from liser.teachers.speech import TeacherError, make_config
+    from liser.teachers.upstream import embed_corpus, fit_upstream
     from liser.train import resolve_device
 
     if not source and not teacher_dir:
@@ -512,8 +512,8 @@ def teacher_upstream(source, target, teacher_dir, backbone, epochs, overrides, o
             if epochs is not None:
                 fields["epochs"] = epochs
             teacher_dir = out_dir / "upstream-teacher"
-            record = fit_speech_teacher(src, src.manifest["speaker"].unique(), make_config(**fields), teacher_dir, device=dev, progress=not quiet)
-            click.echo(f"upstream model fitted on {src.name} ({len(record['train_speakers'])} speakers): val UAR {record['val_uar']:.3f}")
+            record = fit_upstream(src, make_config(**fields), teacher_dir, device=dev, progress=not quiet, log=click.echo)
+            click.echo(f"upstream model ({src.name}, {len(record['train_speakers'])} speakers): val UAR {record['val_uar']:.3f}")
         outputs, run = embed_corpus(teacher_dir, tgt, out_dir / "upstream.npz", cache_dir=cache_dir, device=dev, progress=not quiet)
     except (TeacherError, ValueError, FileNotFoundError) as exc:
         _fail(str(exc))

@@ -130,18 +130,14 @@ def _emodistill_teachers(synth: Path, folds: list[int], s: DemoSettings, progres
 def _nsl_teachers(synth: Path, s: DemoSettings, progress: bool, log) -> Path:
     """NSL's upstream model, fitted on the RAVDESS-layout actors, embedding the CREMA-D-layout clips."""
     from liser.corpora import load_corpus
-    from liser.teachers.speech import TEACHER_FILE, fit_speech_teacher, make_config
-    from liser.teachers.upstream import embed_corpus
+    from liser.teachers.speech import make_config
+    from liser.teachers.upstream import embed_corpus, fit_upstream
 
     source, target = load_corpus(f"ravdess:{synth / 'ravdess'}"), load_corpus(f"cremad:{synth / 'cremad'}")
     out = synth / "nsl-teachers"
-    teacher = out / "upstream-teacher"
     cfg = make_config(backbone="tiny-synth", epochs=s.teacher_epochs, threads=2)
-    record = json.loads((teacher / TEACHER_FILE).read_text()) if (teacher / TEACHER_FILE).exists() else {}
-    if record.get("config") != cfg.model_dump() or record.get("manifest_hash") != source.manifest_hash():
-        log(f"      NSL upstream: fitting the tiny HuBERT + LoRA on all {source.manifest['speaker'].nunique()} source actors")
-        fit_speech_teacher(source, source.manifest["speaker"].unique(), cfg, teacher, progress=progress)
-    outputs, _ = embed_corpus(teacher, target, out / "upstream.npz", progress=progress)
+    fit_upstream(source, cfg, out / "upstream-teacher", progress=progress, log=lambda m: log("      NSL " + m))
+    outputs, _ = embed_corpus(out / "upstream-teacher", target, out / "upstream.npz", progress=progress)
     log(f"      NSL upstream: {len(outputs)} target clips embedded (dim {outputs.embeddings.shape[1]})")
     return out
 

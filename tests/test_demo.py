@@ -1,4 +1,4 @@
-"""`liser demo --quick` to the end as a user runs it, then its pages and the MLflow UI in a real Chromium."""
+"""`liser demo --quick --methods all` to the end as a user runs it, then its pages and the MLflow UI in a real Chromium."""
 
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ SHOTS = os.environ.get("LISER_SCREENSHOTS")
 def demo(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo")
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    done = subprocess.run([sys.executable, "-m", "liser.cli", "demo", "--quick", "-q", "--root", str(root)],
-                          cwd=root, env=env, capture_output=True, text=True, timeout=900)
+    done = subprocess.run([sys.executable, "-m", "liser.cli", "demo", "--quick", "--methods", "all", "-q", "--root", str(root)],
+                          cwd=root, env=env, capture_output=True, text=True, timeout=1500)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return root, done.stdout
 
@@ -65,10 +65,32 @@ def test_demo_runs_the_chain_and_writes_dashboards_from_mlflow(demo):
     assert row["test_uar_mean"] == pytest.approx(sum(r.data.metrics["test_uar"] for r in folds) / len(folds))
     assert row["run_id"] == next(iter({r.data.tags["mlflow.parentRunId"] for r in folds}))
 
-    again = subprocess.run([sys.executable, "-m", "liser.cli", "demo", "--quick", "-q", "--root", str(root)],
+    again = subprocess.run([sys.executable, "-m", "liser.cli", "demo", "--quick", "--methods", "all", "-q", "--root", str(root)],
                            cwd=root, capture_output=True, text=True, timeout=600)  # resumes: nothing trained twice
     assert again.returncode == 0, again.stderr[-2000:]
-    assert "reusing" in again.stdout and "0 to run" in again.stdout
+    assert "reusing" in again.stdout and again.stdout.count("0 to run") == 4  # demo, demo-fraction, demo-emodistill, demo-nsl
+
+
+def test_every_method_runs_as_a_study_and_reaches_the_dashboards(demo):
+    """EmoDistill and NSL: real teachers fitted per fold (upstream on the source corpus), a study each, a page each."""
+    root, out = demo
+    synth = root / "data" / "synth"
+    for name in ("prosodic-fold0.npz", "prosodic-fold1.npz", "linguistic-fold0.npz", "linguistic-fold1.npz"):
+        assert (synth / "emodistill-teachers" / name).exists()
+    assert (synth / "nsl-teachers" / "upstream.npz").exists()
+    c = tracking.client(f"sqlite:///{root / 'mlflow' / 'mlflow.db'}")
+    for name, trials, method in (("demo-emodistill", 4, "emodistill"), ("demo-nsl", 3, "nsl")):
+        runs = c.search_runs([c.get_experiment_by_name(name).experiment_id], max_results=1000)
+        parents = [r for r in runs if r.data.tags["liser.role"] == "trial"]
+        assert len(parents) == trials and all(r.info.status == "FINISHED" for r in runs)
+        assert method in {r.data.params.get("method") for r in parents}
+        page = (root / "dashboards" / f"{name}.html").read_text()
+        assert "Methods and students" in page and f"dashboard: {root / 'dashboards' / (name + '.html')}" in out
+    nsl_folds = [r for r in c.search_runs([c.get_experiment_by_name("demo-nsl").experiment_id], max_results=1000)
+                 if r.data.tags["liser.role"] == "fold" and r.data.params.get("method") == "nsl"]
+    assert nsl_folds and all(r.data.metrics["n_graph_nodes"] == r.data.metrics["n_train"] for r in nsl_folds)  # the degree record
+    methods = pd.read_csv(root / "dashboards" / "demo-nsl-methods.csv")
+    assert methods.loc[methods["method"] == "nsl", "graph_mean_degree"].iloc[0] > 0
 
 
 def test_dashboards_render_offline_in_chromium(demo, browser, tmp_path):

@@ -189,23 +189,37 @@ def configuration_table(data: StudyData) -> Table:
 
 
 def methods_table(data: StudyData) -> Table:
-    """Per configuration: method, student, its parameter count and the baseline it is compared with."""
+    """Per configuration: method, student, its parameter count, the baseline it is compared with and,
+    for NSL, its graphs (mean degree and share of isolated training clips, averaged over folds)."""
     chosen = select_trials(data)
     rows = []
     for _, trial in in_paper_order(chosen, data).iterrows():
         method, student = method_of(trial)
-        params = trial_folds(data, trial["run_id"])["n_parameters"].dropna() if "n_parameters" in data.folds else pd.Series(dtype=float)
+        folds = trial_folds(data, trial["run_id"])
+        params = folds["n_parameters"].dropna() if "n_parameters" in folds else pd.Series(dtype=float)
+        degree = folds["n_graph_mean_degree"].dropna() if "n_graph_mean_degree" in folds else pd.Series(dtype=float)
+        isolated = folds["n_graph_isolated_fraction"].dropna() if "n_graph_isolated_fraction" in folds else pd.Series(dtype=float)
         rows.append({
             "dataset": trial["dataset"], "config": trial["config"], "method": method, "student": student,
             "parameters": int(params.iloc[0]) if len(params) else None, "baseline": baseline_of(method, student),
+            "graph_mean_degree": float(degree.mean()) if len(degree) else math.nan,
+            "graph_isolated_fraction": float(isolated.mean()) if len(isolated) else math.nan,
         })
-    tidy = pd.DataFrame(rows, columns=["dataset", "config", "method", "student", "parameters", "baseline"])
+    cols = ["dataset", "config", "method", "student", "parameters", "baseline", "graph_mean_degree", "graph_isolated_fraction"]
+    tidy = pd.DataFrame(rows, columns=cols)
+    graph = [
+        MISSING if not np.isfinite(d) else f"{d:.2f} neighbours, {100 * i:.0f} % isolated"
+        for d, i in zip(tidy["graph_mean_degree"].astype(float), tidy["graph_isolated_fraction"].astype(float))
+    ]
     display = pd.DataFrame({
         "Data set": tidy["dataset"].to_numpy(), "Method": tidy["method"].to_numpy(), "Student": tidy["student"].to_numpy(),
         "Parameters": tidy["parameters"].map(lambda v: MISSING if v is None or pd.isna(v) else f"{int(v):,}").to_numpy(),
-        "Compared with": tidy["baseline"].to_numpy(),
+        "Compared with": tidy["baseline"].to_numpy(), "NSL graph": graph,
     }, index=pd.Index(tidy["config"], name="Configuration"))
-    note = "The student each configuration trains and its size (the papers' on-device claims rest on it); rows compare with their baseline."
+    note = (
+        "The student each configuration trains and its size (the papers' on-device claims rest on it); rows compare with their "
+        "baseline. NSL graph: mean neighbours per training clip and the share with none (ε too strict leaves clips isolated)."
+    )
     return Table("methods", "Methods and students", tidy, display, note)
 
 

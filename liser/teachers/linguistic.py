@@ -63,7 +63,8 @@ from liser.corpora.manifest import Corpus
 from liser.evaluate import uar, war
 from liser.folds import Fold
 from liser.teachers.outputs import ClipOutputs
-from liser.teachers.speech import TeacherError, _looks_like_path, _quiet_transformers, _write_json, split_fit_val, torch_threads
+from liser.teachers.fitting import TeacherError, check_folds, fold_entry, read_entries, split_fit_val, torch_threads, write_summary
+from liser.teachers.speech import _looks_like_path, _quiet_transformers, _write_json
 
 BERT_BASE = "bert-base-uncased"  # the paper's backbone (section 4.2)
 TINY_TEXT = "tiny-text"  # the offline stand-in, built per fold from its fit transcripts
@@ -493,21 +494,9 @@ def fit_linguistic_teachers(
     cfg = cfg or LinguisticTeacherConfig()
     out_dir = Path(out_dir)
     _check_corpus(corpus)
-    by_index = {f.index: f for f in folds}
-    wanted = list(by_index) if fold_indices is None else list(fold_indices)
-    missing = [k for k in wanted if k not in by_index]
-    if missing:
-        raise TeacherError(f"folds {missing} do not exist; the fold file has folds {sorted(by_index)}")
-    for k in wanted:  # all leakage checks before any fitting
-        fold = by_index[k]
-        overlap = sorted(set(fold.train) & (set(fold.val) | set(fold.test)))
-        if overlap:
-            raise TeacherError(f"leakage: fold {k} lists speakers {overlap} both for training and for validation/testing")
+    by_index, wanted = check_folds(folds, fold_indices)  # all leakage checks before any fitting
     summary_path = out_dir / SUMMARY_FILE
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-    if (summary.get("manifest_hash"), summary.get("backbone")) != (corpus.manifest_hash(), cfg.backbone):
-        summary = {}  # teachers of another corpus or backbone: start a fresh summary
-    entries = {int(e["fold"]): e for e in summary.get("folds", [])}
+    entries = read_entries(summary_path, {"manifest_hash": corpus.manifest_hash(), "backbone": cfg.backbone})
     for k in wanted:
         fold = by_index[k]
         held_out = set(fold.val) | set(fold.test)
@@ -544,29 +533,7 @@ def fit_linguistic_teachers(
                 f"linguistic teacher fold {k}: val UAR {record['val_uar']:.3f}, WAR {record['val_war']:.3f} "
                 f"(epoch {record['best_epoch']}), {record['fit_seconds']} s"
             )
-        entries[k] = {
-            "fold": k,
-            "dir": fold_dir.name,
-            "outputs": npz.name,
-            "train_speakers": record["train_speakers"],
-            "val_speakers": list(fold.val),
-            "test_speakers": list(fold.test),
-            "best_epoch": record["best_epoch"],
-            "val_uar": record["val_uar"],
-            "val_war": record["val_war"],
-            "fit_seconds": record["fit_seconds"],
-            "checkpoint_hash": record["checkpoint_hash"],
-        }
-    summary = {
-        "kind": "linguistic",
-        "backbone": cfg.backbone,
-        "classes": list(corpus.classes),
-        "corpus": corpus.name,
-        "manifest_hash": corpus.manifest_hash(),
-        "config": cfg.model_dump(),
-        "liser_version": liser.__version__,
-        "folds": [entries[k] for k in sorted(entries)],
-    }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _write_json(summary_path, summary)
-    return summary
+        entries[k] = fold_entry(
+            k, fold, record, dir=fold_dir.name, outputs=npz.name, fit_seconds=record["fit_seconds"], checkpoint_hash=record["checkpoint_hash"]
+        )
+    return write_summary(summary_path, "linguistic", corpus, entries, backbone=cfg.backbone, config=cfg.model_dump())

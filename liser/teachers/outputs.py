@@ -79,48 +79,19 @@ class TeacherOutputs:
 
     # ------------------------------------------------------------------ file I/O
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         meta = dict(self.meta, kind=self.kind, classes=list(self.classes), segment_seconds=self.segment_seconds)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(
-            tmp,
-            clip_ids=np.asarray(self.clip_ids, dtype=str),
-            offsets=self.offsets,
-            probs=self.probs.astype(np.float32),
-            valid=self.valid,
-            meta=np.asarray(json.dumps(meta)),
-        )
-        tmp.replace(path)  # atomic: a crash never leaves half a file behind
-        return path
+        return _save(path, meta, offsets=self.offsets, probs=self.probs.astype(np.float32), valid=self.valid, clip_ids=self.clip_ids)
 
     @classmethod
     def load(cls, path: str | Path) -> "TeacherOutputs":
-        path = Path(path)
-        if not path.exists():
-            raise TeacherFileError(f"{path}: teacher-output file not found; check the path or run `liser teacher cache`.")
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                meta = json.loads(str(data["meta"]))
-                out = cls(
-                    kind=meta.pop("kind"),
-                    classes=tuple(meta.pop("classes")),
-                    segment_seconds=float(meta.pop("segment_seconds")),
-                    clip_ids=[str(c) for c in data["clip_ids"]],
-                    offsets=data["offsets"].astype(np.int64),
-                    probs=data["probs"].astype(np.float32),
-                    valid=data["valid"].astype(bool),
-                    meta=meta,
-                )
-        except TeacherFileError:
-            raise
-        except Exception as exc:  # zip errors, missing keys, bad JSON: all mean a broken file
-            raise TeacherFileError(
-                f"{path}: not a readable teacher-output file ({type(exc).__name__}: {exc}); "
-                "regenerate it with `liser teacher cache` (see liser/teachers/outputs.py for the format)."
-            ) from exc
-        out.validate(str(path))
-        return out
+        def build(data, meta: dict) -> "TeacherOutputs":
+            return cls(
+                kind=meta.pop("kind"), classes=tuple(meta.pop("classes")), segment_seconds=float(meta.pop("segment_seconds")),
+                clip_ids=[str(c) for c in data["clip_ids"]], offsets=data["offsets"].astype(np.int64),
+                probs=data["probs"].astype(np.float32), valid=data["valid"].astype(bool), meta=meta,
+            )
+
+        return _load(path, build, "teacher-output file", "regenerate it with `liser teacher cache`")
 
     def validate(self, where: str) -> None:
         """Check shapes and probabilities; raise TeacherFileError naming ``where``."""
@@ -172,6 +143,32 @@ class TeacherOutputs:
         return (mean / mean.sum()).astype(np.float32)
 
 
+def _save(path: str | Path, meta: dict, *, clip_ids: list[str], **arrays: np.ndarray) -> Path:
+    """Write a teacher file atomically: a crash never leaves half a file behind."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, clip_ids=np.asarray(clip_ids, dtype=str), meta=np.asarray(json.dumps(meta)), **arrays)
+    tmp.replace(path)
+    return path
+
+
+def _load(path: str | Path, build, what: str, fix: str):
+    """Read a teacher file with ``build(data, meta)`` and validate it; any breakage is a TeacherFileError naming the file and the fix."""
+    path = Path(path)
+    if not path.exists():
+        raise TeacherFileError(f"{path}: {what} not found; check the path or {fix}.")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            out = build(data, json.loads(str(data["meta"])))
+    except Exception as exc:  # zip errors, missing keys, bad JSON: all mean a broken file
+        raise TeacherFileError(
+            f"{path}: not a readable {what} ({type(exc).__name__}: {exc}); {fix} (see liser/teachers/outputs.py for the format)."
+        ) from exc
+    out.validate(str(path))
+    return out
+
+
 CLIP_KINDS = ("prosodic", "linguistic", "upstream")
 
 
@@ -210,36 +207,18 @@ class ClipOutputs:
         return out
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         meta = dict(self.meta, kind=self.kind, classes=list(self.classes))
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(
-            tmp, clip_ids=np.asarray(self.clip_ids, dtype=str), logits=self.logits.astype(np.float32),
-            embeddings=self.embeddings.astype(np.float32), meta=np.asarray(json.dumps(meta)),
-        )
-        tmp.replace(path)
-        return path
+        return _save(path, meta, logits=self.logits.astype(np.float32), embeddings=self.embeddings.astype(np.float32), clip_ids=self.clip_ids)
 
     @classmethod
     def load(cls, path: str | Path) -> "ClipOutputs":
-        path = Path(path)
-        if not path.exists():
-            raise TeacherFileError(f"{path}: clip-level teacher file not found; check the path or fit the teacher again.")
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                meta = json.loads(str(data["meta"]))
-                out = cls(
-                    kind=meta.pop("kind"), classes=tuple(meta.pop("classes")), clip_ids=[str(c) for c in data["clip_ids"]],
-                    logits=data["logits"].astype(np.float32), embeddings=data["embeddings"].astype(np.float32), meta=meta,
-                )
-        except Exception as exc:
-            raise TeacherFileError(
-                f"{path}: not a readable clip-level teacher file ({type(exc).__name__}: {exc}); "
-                "fit the teacher again (see ClipOutputs in liser/teachers/outputs.py for the format)."
-            ) from exc
-        out.validate(str(path))
-        return out
+        def build(data, meta: dict) -> "ClipOutputs":
+            return cls(
+                kind=meta.pop("kind"), classes=tuple(meta.pop("classes")), clip_ids=[str(c) for c in data["clip_ids"]],
+                logits=data["logits"].astype(np.float32), embeddings=data["embeddings"].astype(np.float32), meta=meta,
+            )
+
+        return _load(path, build, "clip-level teacher file", "fit the teacher again")
 
     def validate(self, where: str) -> None:
         n, k = len(self.clip_ids), len(self.classes)

@@ -53,7 +53,7 @@ from liser.evaluate import uar, war
 from liser.folds import Fold
 from liser.storage import ClipStore, ContentHashes, SkipClip, StoreRun, default_cache_dir, sha1_file, write_atomic
 from liser.teachers.outputs import ClipOutputs
-from liser.teachers.speech import split_fit_val, torch_threads
+from liser.teachers.fitting import check_folds, fold_entry, read_entries, split_fit_val, torch_threads, write_summary
 
 N_LLD = 25  # eGeMAPSv02 low-level descriptors per frame
 LLD_HOP_SECONDS = 0.01  # opensmile's eGeMAPS frame step: 100 frames per second
@@ -391,16 +391,7 @@ def fit_prosodic_teachers(
     out_dir = Path(out_dir)
     if not corpus.labeled:
         raise ValueError(f"corpus {corpus.name} at {corpus.root} is unlabeled; a prosodic teacher is fitted on labeled speech")
-    by_index = {f.index: f for f in folds}
-    wanted = list(by_index) if fold_indices is None else list(fold_indices)
-    missing = [k for k in wanted if k not in by_index]
-    if missing:
-        raise ValueError(f"folds {missing} do not exist; the fold file has folds {sorted(by_index)}")
-    for k in wanted:  # refuse before any work
-        fold = by_index[k]
-        overlap = sorted(set(fold.train) & (set(fold.val) | set(fold.test)))
-        if overlap:
-            raise ValueError(f"leakage: fold {k} lists speakers {overlap} both for training and for validation/testing")
+    by_index, wanted = check_folds(folds, fold_indices)  # all leakage checks before any work
 
     settings = lld_settings()
     manifest_hash = corpus.manifest_hash()
@@ -414,11 +405,7 @@ def fit_prosodic_teachers(
     all_ids = sorted(llds)
 
     summary_path = out_dir / SUMMARY_FILE
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-    same = {"manifest_hash": manifest_hash, "config": cfg.model_dump(mode="json"), "settings": settings}
-    if any(summary.get(key) != value for key, value in same.items()):
-        summary = {}  # teachers of another corpus or configuration: start a fresh summary
-    entries = {int(e["fold"]): e for e in summary.get("folds", [])}
+    entries = read_entries(summary_path, {"manifest_hash": manifest_hash, "config": cfg.model_dump(mode="json"), "settings": settings})
 
     with torch_threads(cfg.threads):
         for k in wanted:
@@ -468,31 +455,10 @@ def fit_prosodic_teachers(
                 ClipOutputs("prosodic", tuple(corpus.classes), all_ids, logits, emb, meta).save(npz)
                 log(f"prosodic teacher fold {k}: val UAR {meta['val_uar']:.3f}, WAR {meta['val_war']:.3f} "
                     f"(epoch {meta['best_epoch']}, {meta['fit_seconds']:.0f} s) -> {npz}")
-            entries[k] = {
-                "fold": k,
-                "checkpoint": meta["checkpoint"],
-                "outputs": npz.name,
-                "train_speakers": meta["train_speakers"],
-                "val_speakers": sorted(fold.val),
-                "test_speakers": sorted(fold.test),
-                "best_epoch": meta["best_epoch"],
-                "val_uar": meta["val_uar"],
-                "val_war": meta["val_war"],
-                "n_fit": meta["n_fit"],
-                "n_val": meta["n_val"],
-                "checkpoint_sha1": meta["checkpoint_sha1"],
-            }
-    summary = {
-        "kind": "prosodic",
-        "classes": list(corpus.classes),
-        "corpus": corpus.name,
-        "manifest_hash": manifest_hash,
-        "config": cfg.model_dump(mode="json"),
-        "settings": settings,
-        "skipped": len(skipped),
-        "liser_version": liser.__version__,
-        "folds": [entries[k] for k in sorted(entries)],
-    }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(summary_path, lambda fh: fh.write(json.dumps(summary, indent=1).encode()))
-    return summary
+            entries[k] = fold_entry(
+                k, fold, meta, checkpoint=meta["checkpoint"], outputs=npz.name, n_fit=meta["n_fit"], n_val=meta["n_val"],
+                checkpoint_sha1=meta["checkpoint_sha1"],
+            )
+    return write_summary(
+        summary_path, "prosodic", corpus, entries, config=cfg.model_dump(mode="json"), settings=settings, skipped=len(skipped)
+    )

@@ -56,6 +56,7 @@ from liser.corpora.manifest import Corpus
 from liser.evaluate import uar, war
 from liser.folds import Fold
 from liser.storage import default_cache_dir
+from liser.teachers.fitting import TeacherError, check_folds, fold_entry, read_entries, split_fit_val, torch_threads, write_summary
 
 HUBERT_BASE = "facebook/hubert-base-ls960"  # the paper's backbone (section 2.1)
 TINY_SYNTH = "tiny-synth"  # the offline stand-in, built on first use
@@ -66,10 +67,6 @@ TEACHER_FILE = "teacher.json"
 SUMMARY_FILE = "teachers.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 FIT_COMMAND = "liser teacher speech fit --labeled CORPUS --out DIR"
-
-
-class TeacherError(ValueError):
-    """A speech teacher that cannot be built, fitted or loaded; the message names the cause and the fix."""
 
 
 class SpeechTeacherConfig(BaseModel):
@@ -103,22 +100,6 @@ def make_config(**fields) -> SpeechTeacherConfig:
 
 
 # ------------------------------------------------------------------------------- backbones
-@contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Run with ``n`` torch intra-op threads, then restore (None: leave as is).
-
-    Tiny models gain nothing from several threads, and on a busy machine waiting for
-    them can slow a step tenfold.
-    """
-    before = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 @contextmanager
 def _quiet_transformers() -> Iterator[None]:
     """Silence transformers' load reports and progress bars (a fresh head is always 'missing')."""
@@ -518,19 +499,6 @@ def segment_wave(wave: np.ndarray, *, normalize: bool) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------- training
-def split_fit_val(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Class-stratified (fit, val) indices: ``val_fraction`` of each class held out, at least one
-    per class that has two or more clips (section 3.2's 80/20 split)."""
-    rng = np.random.default_rng([seed, 80, 20])
-    fit, val = [], []
-    for c in np.unique(labels):
-        idx = rng.permutation(np.flatnonzero(labels == c))
-        n_val = min(max(round(val_fraction * len(idx)), 1), len(idx) - 1) if len(idx) > 1 else 0
-        val.extend(idx[:n_val])
-        fit.extend(idx[n_val:])
-    return np.sort(np.asarray(fit, int)), np.sort(np.asarray(val, int))
-
-
 def make_optimizer(model: torch.nn.Module, cfg: SpeechTeacherConfig) -> torch.optim.Optimizer:
     """AdamW over the trainable parameters only (LoRA A/B and the head)."""
     return torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -778,53 +746,22 @@ def fit_speech_teachers(
     """
     cfg = cfg or SpeechTeacherConfig()
     out_dir = Path(out_dir)
-    by_index = {f.index: f for f in folds}
-    wanted = list(by_index) if fold_indices is None else list(fold_indices)
-    missing = [k for k in wanted if k not in by_index]
-    if missing:
-        raise TeacherError(f"folds {missing} do not exist; the fold file has folds {sorted(by_index)}")
+    by_index, wanted = check_folds(folds, fold_indices)
     summary_path = out_dir / SUMMARY_FILE
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-    if summary.get("manifest_hash") not in (None, corpus.manifest_hash()) or summary.get("backbone") not in (None, cfg.backbone):
-        summary = {}  # teachers of another corpus or backbone: start a fresh summary
-    entries = {int(e["fold"]): e for e in summary.get("folds", [])}
+    entries = read_entries(summary_path, {"manifest_hash": corpus.manifest_hash(), "backbone": cfg.backbone})
     for k in wanted:
         fold = by_index[k]
         held_out = set(fold.val) | set(fold.test)
-        overlap = sorted(set(fold.train) & held_out)
-        if overlap:
-            raise TeacherError(f"leakage: fold {k} lists speakers {overlap} both for training and for validation/testing")
         record = fit_speech_teacher(
             corpus, fold.train, cfg, out_dir / f"fold{k}", forbidden_speakers=sorted(held_out), device=device, progress=progress
         )
         speakers = corpus.manifest.set_index("clip_id").loc[record["fit_clips"] + record["val_clips"], "speaker"]
         if set(speakers) & held_out:  # belt and braces: what was actually used
             raise TeacherError(f"leakage: fold {k}'s teacher used clips of held-out speakers {sorted(set(speakers) & held_out)}")
-        entries[k] = {
-            "fold": k,
-            "dir": f"fold{k}",
-            "train_speakers": record["train_speakers"],
-            "val_speakers": list(fold.val),
-            "test_speakers": list(fold.test),
-            "best_epoch": record["best_epoch"],
-            "val_uar": record["val_uar"],
-            "val_war": record["val_war"],
-            "val_segment_uar": record["val_segment_uar"],
-            "checkpoint_hash": record["checkpoint_hash"],
-        }
-    summary = {
-        "kind": "speech",
-        "backbone": cfg.backbone,
-        "classes": list(corpus.classes),
-        "corpus": corpus.name,
-        "manifest_hash": corpus.manifest_hash(),
-        "config": cfg.model_dump(),
-        "liser_version": liser.__version__,
-        "folds": [entries[k] for k in sorted(entries)],
-    }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _write_json(summary_path, summary)
-    return summary
+        entries[k] = fold_entry(
+            k, fold, record, dir=f"fold{k}", val_segment_uar=record["val_segment_uar"], checkpoint_hash=record["checkpoint_hash"]
+        )
+    return write_summary(summary_path, "speech", corpus, entries, backbone=cfg.backbone, config=cfg.model_dump())
 
 
 # ------------------------------------------------------------------------------- inference

@@ -10,6 +10,7 @@ h(x) is the time-mean of the projector's output: the very vector the classifier 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Sequence
 
@@ -138,3 +139,19 @@ def embed_corpus(
     outputs = ClipOutputs.from_rows("upstream", teacher.classes, rows_out, info)
     outputs.save(out_file)
     return outputs, run
+
+
+def fit_upstream(source: Corpus, cfg, teacher_dir: str | Path, *, device: torch.device | str = "cpu", progress: bool = True, log=print) -> dict:
+    """Fit NSL's upstream model on every speaker of the ``source`` corpus, or reuse the one at
+    ``teacher_dir`` when it was fitted on the same corpus with the same settings. Returns its record."""
+    from liser.teachers.speech import TEACHER_FILE, fit_speech_teacher
+
+    teacher_dir = Path(teacher_dir)
+    record_path = teacher_dir / TEACHER_FILE
+    record = json.loads(record_path.read_text()) if record_path.exists() else {}
+    if record.get("config") == cfg.model_dump() and record.get("manifest_hash") == source.manifest_hash():
+        log(f"upstream model: reusing {teacher_dir} (fitted on {source.name}, val UAR {record['val_uar']:.3f})")
+        return record
+    speakers = source.manifest["speaker"].unique()
+    log(f"upstream model: fitting on all {len(speakers)} speakers of {source.name}")
+    return fit_speech_teacher(source, speakers, cfg, teacher_dir, device=device, progress=progress)

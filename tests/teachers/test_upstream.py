@@ -110,3 +110,39 @@ def test_empty_and_bad_inputs(peft_model):
             clip_embedding(_teacher(peft_model), [good, bad])
     with pytest.raises(TypeError, match="no projector and classifier"):
         clip_embedding(_teacher(torch.nn.Linear(2, 2)), [good])
+
+
+# ---------------------------------------------------------------------------- the CLI, end to end
+def test_upstream_cli_fits_on_the_source_embeds_the_target_once_and_refuses_the_target_itself(synth_root, tmp_path, monkeypatch):
+    """`liser teacher upstream`: fit on the RAVDESS-layout source, embed the CREMA-D-layout target into
+    upstream.npz; a second run does no teacher work; the target corpus cannot be its own source."""
+    from click.testing import CliRunner
+
+    from liser.cli import main
+    from liser.corpora import load_corpus
+    from liser.teachers.outputs import ClipOutputs
+
+    monkeypatch.setenv("LISER_CACHE", str(tmp_path / "cache"))
+    backbone = tmp_path / "tiny-hubert"
+    torch.manual_seed(0)
+    config = HubertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, conv_dim=(16,) * 7,
+                          num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4, classifier_proj_size=24, layerdrop=0.0)
+    HubertModel(config).save_pretrained(backbone)
+    Wav2Vec2FeatureExtractor(sampling_rate=SAMPLE_RATE, do_normalize=True).save_pretrained(backbone)
+    args = ["teacher", "upstream", "--source", f"ravdess:{synth_root / 'ravdess'}", "--target", f"cremad:{synth_root / 'cremad'}",
+            "--backbone", str(backbone), "--epochs", "1", "--set", "crop_seconds=1.0", "--set", "threads=1", "--out", str(tmp_path / "nsl"), "-q"]
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0, first.output
+    target = load_corpus(f"cremad:{synth_root / 'cremad'}")
+    out = ClipOutputs.load(tmp_path / "nsl" / "upstream.npz")
+    assert out.kind == "upstream" and set(out.clip_ids) == set(target.manifest["clip_id"]) and out.embeddings.shape[1] == 24
+    assert out.meta["source_corpus"] == "ravdess" and out.meta["target_corpus"] == "cremad" and "train_speakers" not in out.meta
+    assert f"ran on {len(target.manifest)}" in first.output
+
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0 and "reusing" in again.output and "ran on 0," in again.output  # no fit, no teacher work
+    np.testing.assert_array_equal(ClipOutputs.load(tmp_path / "nsl" / "upstream.npz").embeddings, out.embeddings)
+
+    same = CliRunner().invoke(main, ["teacher", "upstream", "--teacher", str(tmp_path / "nsl" / "upstream-teacher"),
+                                     "--target", f"ravdess:{synth_root / 'ravdess'}", "--out", str(tmp_path / "leak"), "-q"])
+    assert same.exit_code != 0 and "the target corpus itself" in same.output
