@@ -82,7 +82,7 @@ def test_old_configs_without_arch_are_liser_and_direct_construction_works():
 
 
 def test_unknown_arch_names_it_and_the_known_ones():
-    with pytest.raises(ValueError, match=r"unknown student arch 'vgg15'; known: cnn6, liser"):
+    with pytest.raises(ValueError, match=r"unknown student arch 'vgg15'; known: cnn6, hubert, liser"):
         build_student({"arch": "vgg15", "n_classes": 8})
 
 

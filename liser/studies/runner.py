@@ -12,6 +12,7 @@ every finished fold.
 from __future__ import annotations
 
 import fcntl
+import itertools
 import math
 import os
 import time
@@ -81,9 +82,7 @@ def prepare(study: Study, *, cache_dir: str | Path | None = None, progress: bool
     from liser.storage import sha1_file
     from liser.teachers.outputs import TeacherFileError, find_teacher_files
 
-    configs = [study.resolve(p) for p in study.points()] if study.search is None else [study.resolve({})]
-    if study.search is not None:  # a search may switch a teacher on anywhere in its space
-        configs = [study.resolve(p) for p in _search_corners(study)]
+    configs = [study.resolve(p) for p in (study.points() if study.search is None else _search_corners(study))]
     kinds = sorted({k for c in configs for k in c.teacher_kinds})
     needs_unlabeled = any(c.uses_unlabeled for c in configs)
     try:
@@ -138,11 +137,12 @@ def prepare(study: Study, *, cache_dir: str | Path | None = None, progress: bool
 
 
 def _search_corners(study: Study) -> list[dict]:
-    """Both ends of every searched dimension: enough to see which teachers a search can need."""
+    """Every combination of the searched dimensions' ends (or choices), the configuration's own
+    values first: a search may switch a teacher on anywhere in its space, and a teacher is
+    needed when a weight leaves 0 or a switch turns on, which the ends show."""
     ends = {k: (d.choices if d.choices is not None else [d.low, d.high]) for k, d in study.search.space.items()}
-    return [{k: v[0] for k, v in ends.items()}, {k: v[-1] for k, v in ends.items()}] + [
-        {k: v for k, v in zip(ends, combo)} for combo in [[e[i % len(e)] for e in ends.values()] for i in range(max(map(len, ends.values())))]
-    ]
+    combos = itertools.islice(itertools.product(*ends.values()), 1024)  # a bound for very wide spaces
+    return [{}] + [dict(zip(ends, combo)) for combo in combos]
 
 
 # ------------------------------------------------------------------------- running

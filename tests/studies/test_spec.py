@@ -105,3 +105,28 @@ def test_trial_key_ignores_name_but_not_settings():
     b = study.resolve({"config": "no-dstl", "lambda_vd": 1.0})
     assert a.name != b.name and trial_key(a, [0, 1], [0]) == trial_key(b, [0, 1], [0])
     assert trial_key(a, [0, 1], [0]) != trial_key(a, [0], [0]) != trial_key(a, [0], [1])
+
+
+def test_method_studies_have_their_papers_trials():
+    root = STUDIES[0].parent
+    ablation = load_study(root / "emodistill-ablation.yaml")
+    assert [ablation.resolve(p).teacher_kinds for p in ablation.points()] == [
+        ("prosodic", "linguistic"), ("prosodic", "linguistic"), ("prosodic", "linguistic"), ("linguistic",), ("prosodic",), (),
+    ]
+    assert [ablation.resolve(p).alpha for p in ablation.points()][:3] == [1.0, 0.0, 1.0]
+    nsl = load_study(root / "nsl-grid.yaml")
+    points = nsl.points()
+    assert points[0] == {"config": "cnn6"}  # the baseline once: the grid's knobs are NSL's
+    assert {(p["nsl_neighbors"], p["nsl_alpha"]) for p in points[1:]} == {(n, a) for n in (3, 6, 9) for a in (0.01, 0.1, 1.0)}
+    assert all(nsl.resolve(p).student == "cnn6" for p in points) and nsl.resolve(points[-1]).method == "nsl"
+
+
+def test_grid_and_fixed_knobs_apply_per_method_and_a_knob_no_one_takes_is_refused(tmp_path):
+    study = load_study(write(tmp_path, BASE + "configurations: [no-dstl, nsl-cnn-lstm]\nfixed: {nsl_epsilon: 0.9, epochs: 2}\n"
+                                        "grid: {nsl_alpha: [0.1, 1.0], lambda_sd: [0.5]}\n"))
+    cfgs = [study.resolve(p) for p in study.points()]
+    assert [(c.name, c.lambda_sd, c.nsl_alpha, c.nsl_epsilon) for c in cfgs] == [
+        ("no-dstl", 0.5, 0.1, 0.99), ("nsl-cnn-lstm", 0.0, 0.1, 0.9), ("nsl-cnn-lstm", 0.0, 1.0, 0.9),
+    ]
+    with pytest.raises(StudyError, match="tau_prosodic applies to none"):
+        load_study(write(tmp_path, BASE + "configurations: [no-dstl, nsl]\ngrid: {tau_prosodic: [0.5, 2.0]}\n"))
