@@ -27,6 +27,9 @@ def main() -> None:
     Start here:
       liser data synth data/synth
       liser train --labeled ravdess:data/synth/ravdess --config no-dstl --folds all
+      liser demo                       # the whole chain, studies and dashboards (--methods all: + EmoDistill, NSL)
+    Other methods on the synthetic corpus (oracle teachers written by `data synth`):
+      liser train --labeled table:data/synth/transcribed.csv --teachers data/synth/oracle-teachers-emodistill --config emodistill
     """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -164,7 +167,7 @@ def _parse_folds(text: str, n_folds: int) -> list[int]:
 @click.option("--teachers", type=click.Path(path_type=Path), help="teacher-output folder (from `liser teacher cache`)")
 @click.option("--speech-teacher", type=click.Path(path_type=Path), help="speech teacher outputs: a folder of speech-foldK.npz or one file (overrides --teachers)")
 @click.option("--video-teacher", type=click.Path(path_type=Path), help="video teacher outputs: a folder or one video.npz (overrides --teachers)")
-@click.option("--config", "config_name", default="no-dstl", show_default=True, help="a named configuration or a .yaml file")
+@click.option("--config", "config_name", default="no-dstl", show_default=True, help="a named configuration (see README; e.g. vid-sp-dstl, emodistill, nsl) or a .yaml file")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a config field, e.g. --set lambda_sd=5")
 @click.option("--fold", type=int, help="train one fold (same as --folds N)")
 @click.option("--folds", "folds_text", default="all", show_default=True, help="'all' or e.g. 0,2")
