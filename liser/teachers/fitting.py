@@ -26,6 +26,15 @@ class TeacherError(ValueError):
     """A teacher that cannot be fitted or loaded; the message names the input and the fix."""
 
 
+def not_cached_message(what: str, backbone: str, err: Exception, offline: str) -> str:
+    """Why a hub id failed offline, and the three ways out (copy a cache, a local folder, the offline stand-in)."""
+    return (
+        f"{what} {backbone!r} is not in the local Hugging Face cache and cannot be downloaded here ({err}). "
+        f"On a connected machine run `huggingface-cli download {backbone}` (or `hf download {backbone}`) and copy "
+        f"the cache (~/.cache/huggingface) over, or pass a local checkpoint folder as the backbone, or use {offline}."
+    )
+
+
 def check_folds(folds: Sequence[Fold], fold_indices: Sequence[int] | None) -> tuple[dict[int, Fold], list[int]]:
     """The folds by index and the ones wanted, after refusing unknown folds and any fold whose
     training speakers are also its validation or test speakers (checked before any fitting)."""

@@ -63,7 +63,9 @@ from liser.corpora.manifest import Corpus
 from liser.evaluate import uar, war
 from liser.folds import Fold
 from liser.teachers.outputs import ClipOutputs
-from liser.teachers.fitting import TeacherError, check_folds, fold_entry, read_entries, split_fit_val, torch_threads, write_summary
+from liser.teachers.fitting import (
+    TeacherError, check_folds, fold_entry, not_cached_message, read_entries, split_fit_val, torch_threads, write_summary,
+)
 from liser.teachers.speech import _looks_like_path, _quiet_transformers, _write_json
 
 BERT_BASE = "bert-base-uncased"  # the paper's backbone (section 4.2)
@@ -153,12 +155,7 @@ def build_vocab(texts: Sequence[str]) -> list[str]:
 
 # ------------------------------------------------------------------------------- backbones
 def _not_cached_message(backbone: str, err: Exception) -> str:
-    return (
-        f"text backbone {backbone!r} is not in the local Hugging Face cache and cannot be downloaded here ({err}). "
-        f"On a connected machine run `huggingface-cli download {backbone}` (or `hf download {backbone}`) and copy "
-        "the cache (~/.cache/huggingface) over, or pass a local checkpoint folder as the backbone, "
-        f"or use backbone {TINY_TEXT!r} for the small offline text encoder."
-    )
+    return not_cached_message("text backbone", backbone, err, f"backbone {TINY_TEXT!r} for the small offline text encoder")
 
 
 def tiny_text_model(fit_texts: Sequence[str], classes: Sequence[str], cfg: LinguisticTeacherConfig, vocab_dir: Path):

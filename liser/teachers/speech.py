@@ -56,7 +56,9 @@ from liser.corpora.manifest import Corpus
 from liser.evaluate import uar, war
 from liser.folds import Fold
 from liser.storage import default_cache_dir
-from liser.teachers.fitting import TeacherError, check_folds, fold_entry, read_entries, split_fit_val, torch_threads, write_summary
+from liser.teachers.fitting import (
+    TeacherError, check_folds, fold_entry, not_cached_message, read_entries, split_fit_val, torch_threads, write_summary,
+)
 
 HUBERT_BASE = "facebook/hubert-base-ls960"  # the paper's backbone (section 2.1)
 TINY_SYNTH = "tiny-synth"  # the offline stand-in, built on first use
@@ -122,12 +124,7 @@ def _looks_like_path(backbone: str) -> bool:
 
 
 def _not_cached_message(backbone: str, err: Exception) -> str:
-    return (
-        f"backbone {backbone!r} is not in the local Hugging Face cache and cannot be downloaded here ({err}). "
-        f"On a connected machine run `huggingface-cli download {backbone}` (or `hf download {backbone}`) and copy "
-        "the cache (~/.cache/huggingface) over, or pass a local checkpoint folder as the backbone, "
-        f"or use `--backbone {TINY_SYNTH}` for the small offline backbone."
-    )
+    return not_cached_message("backbone", backbone, err, f"`--backbone {TINY_SYNTH}` for the small offline backbone")
 
 
 def resolve_backbone(backbone: str, *, progress: bool = False) -> str:
