@@ -90,6 +90,23 @@ def test_nsl_fold_builds_its_graph_on_training_clips_and_logs_degrees(synth_root
     assert strict.counts["graph_isolated_fraction"] > result.counts["graph_isolated_fraction"]  # a stricter ε: fewer neighbours
 
 
+def test_nsl_graph_is_built_once_per_fold_and_settings(synth_root, cremad):
+    from liser.methods.nsl import fold_graph
+    from liser.storage import default_cache_dir
+
+    upstream = _teachers(synth_root / "oracle-teachers-nsl", cremad.corpus.classes)["upstream"]
+    train = cremad.table["clip_id"].tolist()[:40]
+    cfg = make_config("nsl-cnn-lstm", nsl_epsilon=0.3)
+    first, _ = fold_graph(upstream, train, cfg)
+    files = set((default_cache_dir() / "graphs").glob("*.npz"))
+    again, _ = fold_graph(upstream, train, cfg.model_copy(update={"nsl_alpha": 1.0}))  # another α: the same graph, from the cache
+    assert set((default_cache_dir() / "graphs").glob("*.npz")) == files
+    np.testing.assert_array_equal(again.neighbors, first.neighbors)
+    assert again.ids == first.ids
+    fold_graph(upstream, train, cfg.model_copy(update={"nsl_neighbors": 2}))  # another n: another graph
+    assert len(set((default_cache_dir() / "graphs").glob("*.npz")) - files) == 1
+
+
 def test_cnn6_baseline_reports_its_size(cremad):
     folds = folds_for(cremad.table, 5, 0)
     result = train_fold(make_config("cnn6", epochs=1), cremad, folds[0], progress=False)

@@ -10,6 +10,9 @@ neighbours (eq. 2, :func:`liser.losses.nsl_loss`).
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import numpy as np
 import torch
 
@@ -17,16 +20,28 @@ from liser.configs import TrainConfig
 from liser.data import random_crop
 from liser.graph import Graph, build_graph
 from liser.losses import nsl_loss
+from liser.storage import default_cache_dir
 from liser.teachers.outputs import ClipOutputs, TeacherFileError
 
 
 def fold_graph(upstream: ClipOutputs, train_ids: list[str], cfg: TrainConfig) -> tuple[Graph, int]:
-    """The graph over the fold's training clips, and how many of them the upstream file lacks (isolated)."""
+    """The graph over the fold's training clips, and how many of them the upstream file lacks (isolated).
+
+    Built once per (embeddings, training clips, ε, n) and cached under ``<cache>/graphs/``, so the
+    trials of a study that share a fold and graph settings (an α sweep, seeds) reuse it.
+    """
     have = [c for c in train_ids if c in upstream]
     if not have:
         raise TeacherFileError("the upstream embeddings cover none of this fold's training clips; embed the target corpus with `liser teacher upstream`")
     _, emb = upstream.take(have)
-    return build_graph(have, emb, epsilon=cfg.nsl_epsilon, max_neighbors=cfg.nsl_neighbors), len(train_ids) - len(have)
+    key = hashlib.sha1(emb.tobytes() + json.dumps([have, cfg.nsl_epsilon, cfg.nsl_neighbors]).encode()).hexdigest()[:16]
+    path = default_cache_dir() / "graphs" / f"{key}.npz"
+    try:
+        graph = Graph.load(path)
+    except (FileNotFoundError, ValueError):  # not built yet, or a broken file: build it again
+        graph = build_graph(have, emb, epsilon=cfg.nsl_epsilon, max_neighbors=cfg.nsl_neighbors)
+        graph.save(path)
+    return graph, len(train_ids) - len(have)
 
 
 class NeighbourCrops:
