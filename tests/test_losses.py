@@ -197,3 +197,39 @@ def test_nsl_loss_matches_a_hand_computed_example():
     assert got.ce.item() == pytest.approx(ce, rel=1e-5)
     assert got.neighbour.item() == pytest.approx(neighbour, rel=1e-5)
     assert got.total.item() == pytest.approx(ce + 0.1 * neighbour, rel=1e-5)
+
+
+
+def _bn_stats(model):
+    return [(m.running_mean.clone(), m.running_var.clone()) for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+
+
+def test_one_mini_batch_is_one_forward_pass():
+    """Eq. 4 is one mini-batch of N_l + N_u samples: after one step every BatchNorm's running
+    statistics equal those of a single pass over the concatenated crops, and the loss is the
+    one computed from that pass. Two passes (labeled, then unlabeled) give other statistics."""
+    cfg = make_config("vid-sp-dstl")
+    (x_l, y), unl = _batches(np.random.default_rng(3), n_l=6, n_u=5)
+    unl.x = unl.x + 25  # a louder unlabeled domain: two passes would normalise each part on its own
+    torch.manual_seed(0)
+    fresh = Student().train().state_dict()
+    model, joint, split = (Student().train() for _ in range(3))
+    for m in (model, joint, split):
+        m.load_state_dict(fresh)
+
+    terms = compute_loss(model, cfg, "cpu", (x_l, y), unl)
+    out = joint(torch.from_numpy(np.concatenate([x_l, unl.x])))
+    split(torch.from_numpy(x_l))
+    split(torch.from_numpy(unl.x))
+
+    for (m1, v1), (m2, v2) in zip(_bn_stats(model), _bn_stats(joint), strict=True):
+        torch.testing.assert_close(m1, m2)
+        torch.testing.assert_close(v1, v2)
+    assert not torch.allclose(_bn_stats(split)[0][0], _bn_stats(joint)[0][0])
+    n = len(x_l)
+    masks = {k: torch.from_numpy(unl.masks[k]) for k in unl.masks}
+    expected = batch_loss(
+        out.sup[:n], torch.from_numpy(y).long(), out.sd[n:], torch.from_numpy(unl.targets["speech"]), masks["speech"],
+        out.vd[n:], torch.from_numpy(unl.targets["video"]), masks["video"], lambda_sd=1.0, lambda_vd=1.0,
+    )
+    torch.testing.assert_close(terms.total, expected.total)
