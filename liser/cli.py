@@ -393,6 +393,9 @@ def teacher_cache(unlabeled, speech_run, video_source, out_dir, detector, cache_
         _fail(str(exc))
     for row in summarize_outputs(out_dir):
         metrics = f"teacher val UAR {row['val_uar']:.3f}" if isinstance(row["val_uar"], float) else "teacher val UAR n/a"
+        if row["truth_accuracy"] is not None:
+            metrics += (f"; on these clips (hidden truth) {row['truth_accuracy']:.0%} right, "
+                        f"{row['truth_top_share']:.0%} called {row['truth_top_class']}")
         click.echo(f"  {row['file']}: {row['clips']} clips, {row['valid_segments']} segments with a target, {metrics}")
 
 

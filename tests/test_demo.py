@@ -14,6 +14,7 @@ import pytest
 
 from browser import Browser
 from liser.studies import tracking
+from liser.teachers.outputs import TeacherOutputs
 
 pytestmark = pytest.mark.ray
 
@@ -43,6 +44,9 @@ def test_demo_runs_the_chain_and_writes_dashboards_from_mlflow(demo):
     for step in ("[1/5] corpus", "[2/5] teachers", "[3/5] study demo", "[4/5] study demo-fraction", "[5/5] dashboards"):
         assert step in out
     assert (root / "data/synth/teachers/speech-fold0.npz").exists() and (root / "data/synth/teachers/video.npz").exists()
+    video = TeacherOutputs.load(root / "data/synth/teachers/video.npz")  # the small DFER fitted on the face videos
+    assert video.meta["teacher"] == "small-dfer" and video.meta["hidden_truth"]["column"] == "ferv_class"
+    assert "right on" in out and "of the unlabeled clips (hidden truth)" in out
     boards = root / "dashboards"
     assert {"demo.html", "demo-fraction-curve.html"} <= {p.name for p in boards.glob("*.html")}
     for table in ("table2", "table3"):

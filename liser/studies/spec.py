@@ -22,6 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from liser.configs import METHOD_FIELDS, PRESETS, ConfigError, TrainConfig, make_config
 
+LAMBDA_KNOBS = ("lambda_sd", "lambda_vd")  # a grid over these tunes only the configurations that distil with them
+
 TRAIN_FIELDS = tuple(TrainConfig.model_fields)
 SEARCHABLE = tuple(f for f in TRAIN_FIELDS if f not in ("name", "seed"))
 
@@ -170,12 +172,15 @@ class Study(_Strict):
         """Every trial's parameters of a configurations × grid study, in file order.
 
         A grid knob that belongs to another method than a configuration's (nsl_alpha for
-        the cnn6 baseline, say) does not multiply that configuration's trials.
+        the cnn6 baseline, say) does not multiply that configuration's trials. Nor does a
+        distillation weight a configuration does not distil with: a λ grid tunes the teachers
+        each configuration uses (paper section 3.6: 5 values for one teacher, 5 × 5 for two),
+        it never adds one, so no-dstl stays one trial and vid-dstl gets λ^vd only.
         """
         points: list[dict[str, Any]] = []
         for c in self.configurations:
             method = self.fixed.get("method") or _method_of(c)
-            keys = [k for k in self.grid if applies(k, method)]
+            keys = [k for k in self.grid if applies(k, method) and self._tunes(c, k)]
             for values in itertools.product(*(self.grid[k] for k in keys)):
                 point = {"config": c, **dict(zip(keys, values))}
                 if point not in points:
@@ -186,6 +191,15 @@ class Study(_Strict):
                 raise StudyError(f"subset: point(s) {bad} do not exist; this study has points 0..{len(points) - 1}")
             points = [points[i] for i in self.subset]
         return points
+
+    def _tunes(self, config: str, knob: str) -> bool:
+        """Whether a grid knob belongs to ``config``: a λ only where the configuration distils with that teacher."""
+        if knob not in LAMBDA_KNOBS:
+            return True
+        try:
+            return getattr(self.resolve({"config": config}), knob) > 0
+        except ConfigError:
+            return True  # check_trials reports the configuration itself
 
     def resolve(self, params: dict[str, Any]) -> TrainConfig:
         """The TrainConfig of one trial: the configuration, then ``fixed``, then the trial's own knobs.
@@ -281,6 +295,13 @@ def check_trials(study: Study, where: str | Path) -> None:
     for knob in [*study.fixed, *study.grid]:
         if not any(applies(knob, m) for m in methods):
             raise StudyError(f"{where}: {knob} applies to none of the configurations' methods ({', '.join(sorted(methods))})")
+    for knob in (k for k in study.grid if k in LAMBDA_KNOBS):
+        if not any(study._tunes(c, knob) for c in study.configurations):
+            teacher, example = ("speech", "sp-dstl") if knob == "lambda_sd" else ("video", "vid-dstl")
+            raise StudyError(
+                f"{where}: grid {knob} tunes none of the configurations: none distils from the {teacher} teacher "
+                f"(a lambda grid never adds a teacher); add one that does, e.g. {example}"
+            )
     probes = study.points() if study.search is None else []
     if study.search is not None:
         ends = {k: (d.choices if d.choices is not None else [d.low, d.high]) for k, d in study.search.space.items()}

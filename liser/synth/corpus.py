@@ -296,12 +296,14 @@ def _segment_fractions(mask: np.ndarray, per_segment: float, n_segments: int) ->
     return hits / np.maximum(np.bincount(idx, minlength=n_segments), 1)
 
 
-def _write_avclip(out_dir: Path, plan: AvClipPlan, seed: int, sr: int, size: int) -> dict[str, Any]:
+def _write_avclip(
+    out_dir: Path, plan: AvClipPlan, seed: int, sr: int, size: int, style: speech.ConversationStyle = speech.CONVERSATION
+) -> dict[str, Any]:
     """Render one talking-face video; return its truth row and per-segment activity."""
     rng = _rng(seed, "avclip", plan.clip_id)
     voice, look = video_person(seed, plan.source_video)
     n_samples = round(plan.n_frames / VIDEO_FPS * sr)
-    talk = speech.conversational_clip(voice, plan.emotion, n_samples, rng, sr)
+    talk = speech.conversational_clip(voice, plan.emotion, n_samples, rng, sr, style)
     mouth = face.mouth_track(talk.voice, plan.n_frames, VIDEO_FPS, sr)
     ferv = face.FERV_OF_EMOTION[plan.emotion]
     frames, visible = face.render_clip(look, ferv, plan.intensity, mouth, rng, size, VIDEO_FPS, plan.no_face)
@@ -417,7 +419,10 @@ oracle-teachers-nsl/  upstream.npz (when CREMA-D-layout actors were made): oracl
                   upstream embeddings of the cremad/ clips.
 
 Speech is a source-filter synthesis whose prosody (pitch, range, rate, loudness,
-brightness, jitter) follows the emotion; faces are drawn with expression-shaped brows,
+brightness, jitter) follows the emotion. The videos' talk is a realistic shift from the
+acted clips, carried by the same cues: rooms a few dB noisier, breath groups of
+pseudo-words between pauses, weaker and more varied emotion, a vlog-like emotion prior
+(liser.synth.speech.ConversationStyle). Faces are drawn with expression-shaped brows,
 eyes and mouth that move with the speech.
 """
 
@@ -454,9 +459,12 @@ def generate(
     workers: int = 2,
     cremad_actors: int = 0,
     progress: bool = True,
+    style: speech.ConversationStyle = speech.CONVERSATION,
 ) -> dict[str, Any]:
     """Write the synthetic corpus under ``out_dir`` and return a summary (counts, paths, seconds).
 
+    ``style`` is how the unlabeled clips' talk departs from acted speech; other styles than
+    the default serve diagnosis (``benchmarks/synthetic_world.py --legacy``).
     Existing files with the same names are overwritten; nothing else is deleted.
     """
     if video_size % 2:
@@ -471,7 +479,7 @@ def generate(
     clips_dir.mkdir(parents=True, exist_ok=True)
     plans = plan_avclips(unlabeled_clips, seed)
     # Videos first: they are the longest jobs, so the pool ends with short ones.
-    jobs: list[tuple[Callable[..., Any], tuple]] = [(_write_avclip, (clips_dir, p, seed, sample_rate, video_size)) for p in plans]
+    jobs: list[tuple[Callable[..., Any], tuple]] = [(_write_avclip, (clips_dir, p, seed, sample_rate, video_size, style)) for p in plans]
     jobs += [(_write_actor, (ravdess_dir, a, seed, sample_rate)) for a in range(1, actors + 1)]
     cremad_ids = list(range(1001, 1001 + cremad_actors))
     jobs += [(_write_cremad_actor, (out / "cremad", a, seed, sample_rate)) for a in cremad_ids]

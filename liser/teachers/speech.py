@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, Literal, Sequence
 
 import numpy as np
 import torch
@@ -87,6 +87,9 @@ class SpeechTeacherConfig(BaseModel):
     lora_dropout: float = Field(0.05, ge=0, lt=1)
     val_fraction: float = Field(0.2, gt=0, lt=1, description="class-stratified share of the training clips held out")
     crop_seconds: float = Field(3.0, ge=TEACHER_SEGMENT_SECONDS, description="random training crop; shorter clips are zero-padded")
+    select_on: Literal["segments", "clips"] = Field(
+        "segments", description="keep the epoch with the best val UAR of 0.5 s segments averaged per clip (what students distil) or of whole clips"
+    )
     eval_batch_size: int = Field(64, ge=1, description="0.5 s segments per forward pass when predicting")
     threads: int | None = Field(None, ge=1, description="torch threads while fitting (default: torch's); 1 suits tiny backbones")
     seed: int = 0
@@ -316,7 +319,7 @@ class TinySynthRecipe:
         return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
-_TINY_SYNTH_VERSION = 2  # bump when the build below changes what it produces
+_TINY_SYNTH_VERSION = 3  # bump when the build below changes what it produces
 DEFAULT_TINY_SYNTH = TinySynthRecipe()  # what the "tiny-synth" keyword builds
 TINY_SYNTH_BUILDS = 0  # builds done by this process (tests check that a cached backbone is reused)
 
@@ -358,23 +361,23 @@ def tiny_synth_backbone(recipe: TinySynthRecipe | None = None, *, cache_dir: str
 def _pretraining_clip(speaker, emotion: str, acted: bool, rng: np.random.Generator) -> tuple[np.ndarray, float, list[float]]:
     """One pretraining clip, the gain its speech was scaled by (≈ its voiced RMS) and its :data:`PROSODY_TARGETS`.
 
-    A RAVDESS statement (normal or strong intensity, as the corpus's actors say them) or a
-    phrase of pseudo-words (any strength, as in conversation), between short stretches of
-    room noise, built from the synthesizer's parts so that the prosody drawn is known.
+    Both styles of the synthetic world, made by the generator's own renderers: a RAVDESS
+    statement (normal or strong intensity) in a quiet studio, or 2-4 s of conversational
+    breath groups (:data:`liser.synth.speech.CONVERSATION`), as a broad speech collection
+    holds both. The prosody is drawn here, so it is known.
     """
     from liser.synth.speech import (  # only the tiny build needs them
-        MIN_RATE, STATEMENTS, STRONG, _soft_limit, emotion_prosody, loudness_gain, noise_floor, random_phrase, render_phrase,
+        CONVERSATION, MIN_RATE, STATEMENTS, STRONG, emotion_prosody, loudness_gain, render_acted, render_conversation,
     )
 
-    strength = (STRONG if rng.random() < 0.5 else 1.0) if acted else float(rng.uniform(0.6, 1.4))
+    strength = (STRONG if rng.random() < 0.5 else 1.0) if acted else float(rng.uniform(*CONVERSATION.strength))
     prosody = emotion_prosody(emotion, strength, rng)
-    words = STATEMENTS[1 + int(rng.integers(2))] if acted else random_phrase(rng, int(rng.integers(4, 13)))
     gain_db = float(rng.uniform(-6, 6))
-    gain = loudness_gain(prosody, gain_db)
-    speech = render_phrase(words, speaker, prosody, rng, SAMPLE_RATE).wave * gain
-    lead, tail = (round(rng.uniform(0.1, 0.6) * SAMPLE_RATE) for _ in range(2))
-    wave = noise_floor(rng, lead + len(speech) + tail, rng.uniform(-66, -42))
-    wave[lead : lead + len(speech)] += speech
+    if acted:
+        wave = render_acted(speaker, prosody, STATEMENTS[1 + int(rng.integers(2))], rng, SAMPLE_RATE, gain_db=gain_db)
+    else:
+        n = round(rng.uniform(2.0, 4.0) * SAMPLE_RATE)
+        wave = render_conversation(speaker, prosody, n, rng, SAMPLE_RATE, CONVERSATION, gain_db=gain_db).wave
     targets = [
         12 * math.log2(speaker.f0_hz) + prosody.pitch_st,
         prosody.energy_db + gain_db,
@@ -386,7 +389,7 @@ def _pretraining_clip(speaker, emotion: str, acted: bool, rng: np.random.Generat
         prosody.final_st,
         float(speaker.female),
     ]
-    return np.asarray(_soft_limit(wave), np.float32), gain, targets
+    return np.asarray(wave, np.float32), loudness_gain(prosody, gain_db), targets
 
 
 def _pretraining_set(recipe: TinySynthRecipe) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
@@ -551,6 +554,12 @@ def predict_segment_probs(
     return np.split(flat, np.cumsum(counts)[:-1])
 
 
+def _segment_means(model, waves: list[np.ndarray], normalize: bool, device, batch_size: int) -> np.ndarray:
+    """Per clip, the argmax of its 0.5 s segment softmaxes averaged: the teacher as the trainer reads it."""
+    probs = predict_segment_probs(model, waves, normalize=normalize, device=device, batch_size=batch_size)
+    return np.asarray([p.mean(0).argmax() if len(p) else -1 for p in probs])
+
+
 def _decode(table, progress: bool) -> tuple[list[np.ndarray], list[int], list[dict]]:
     """Decode the clips' audio; (waves, kept row positions, skips with their reasons)."""
     waves, kept, skipped = [], [], []
@@ -599,8 +608,10 @@ def fit_speech_teacher(
     """Fine-tune a speech teacher on the clips of ``train_speakers`` and save it to ``out_dir``.
 
     The clips are split 80/20 (class-stratified); LoRA and the head are trained on random
-    crops of the 80 %, and the epoch with the best whole-clip UAR on the 20 % is kept
-    (section 3.2). Returns the teacher.json record.
+    crops of the 80 %, and the epoch with the best UAR on the 20 % is kept (section 3.2).
+    By default that UAR is of the 0.5 s segment softmaxes averaged per clip, because those
+    segments are what a student distils (eq. 2); ``select_on="clips"`` scores whole clips.
+    Returns the teacher.json record.
 
     Raises:
         TeacherError: unlabeled corpus, unknown or forbidden speakers, no usable clips.
@@ -667,9 +678,15 @@ def _fit(
             losses.append(train_step(model, optimizer, x, torch.as_tensor(labels[idx], device=device)))
             bar.update(len(idx))
         pred = predict_clips(model, val_waves, normalize=backbone.normalize, device=device).argmax(1)
-        score = (uar(labels[val_idx], pred), war(labels[val_idx], pred))
+        seg = _segment_means(model, val_waves, backbone.normalize, device, cfg.eval_batch_size)
+        clip_score = (uar(labels[val_idx], pred), war(labels[val_idx], pred))
+        seg_score = (uar(labels[val_idx], seg), war(labels[val_idx], seg))
+        score = seg_score if cfg.select_on == "segments" else clip_score
         seconds = round(time.perf_counter() - t0, 2)
-        history.append({"epoch": epoch, "loss": float(np.mean(losses)), "val_uar": score[0], "val_war": score[1], "seconds": seconds})
+        history.append({
+            "epoch": epoch, "loss": float(np.mean(losses)), "val_uar": clip_score[0], "val_war": clip_score[1],
+            "val_segment_uar": seg_score[0], "val_segment_war": seg_score[1], "seconds": seconds,
+        })
         bar.set_postfix(epoch=epoch, loss=f"{np.mean(losses):.3f}", val_uar=f"{score[0]:.3f}")
         if best is None or score > best:
             best, best_epoch, stale = score, epoch, 0
@@ -681,9 +698,7 @@ def _fit(
     bar.close()
     set_peft_model_state_dict(model, best_state)
 
-    # How the kept checkpoint does as the trainer will use it: 0.5 s segments, averaged per clip.
-    seg_probs = predict_segment_probs(model, val_waves, normalize=backbone.normalize, device=device, batch_size=cfg.eval_batch_size)
-    seg_pred = np.asarray([p.mean(0).argmax() for p in seg_probs])
+    kept = history[best_epoch - 1]
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / TEACHER_FILE).unlink(missing_ok=True)  # a folder without teacher.json is an unfinished fit
     with _quiet_transformers():
@@ -706,10 +721,11 @@ def _fit(
         "val_clips": table["clip_id"].iloc[val_idx].tolist(),
         "skipped": skipped,
         "best_epoch": best_epoch,
-        "val_uar": best[0],
-        "val_war": best[1],
-        "val_segment_uar": uar(labels[val_idx], seg_pred),
-        "val_segment_war": war(labels[val_idx], seg_pred),
+        "selected_on": cfg.select_on,
+        "val_uar": kept["val_uar"],
+        "val_war": kept["val_war"],
+        "val_segment_uar": kept["val_segment_uar"],
+        "val_segment_war": kept["val_segment_war"],
         "history": history,
         "config": cfg.model_dump(),
         "trainable_parameters": trainable,

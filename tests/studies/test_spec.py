@@ -28,8 +28,22 @@ def test_shipped_study_loads_and_opens_with_its_command(path):
 
 def test_paper_studies_have_the_paper_trials():
     root = STUDIES[0].parent
-    table2 = load_study(root / "table2-ravdess.yaml")
-    assert [p["config"] for p in table2.points()] == ["no-dstl", "vid-dstl", "sp-dstl", "vid-sp-dstl", "conf-vid-sp-dstl"]
+    for name in ("table2-ravdess", "table2-cremad"):  # section 3.6: lambda chosen per configuration
+        table2 = load_study(root / f"{name}.yaml")
+        by_config = {}
+        for p in table2.points():
+            cfg = table2.resolve(p)
+            by_config.setdefault(p["config"], set()).add((cfg.lambda_sd, cfg.lambda_vd))
+        assert list(by_config) == ["no-dstl", "vid-dstl", "sp-dstl", "vid-sp-dstl", "conf-vid-sp-dstl"]
+        assert by_config["no-dstl"] == {(0.0, 0.0)}
+        assert by_config["vid-dstl"] == {(0.0, v) for v in LAMBDA_GRID}
+        assert by_config["sp-dstl"] == {(v, 0.0) for v in LAMBDA_GRID}
+        assert by_config["vid-sp-dstl"] == by_config["conf-vid-sp-dstl"] == {(a, b) for a in LAMBDA_GRID for b in LAMBDA_GRID}
+        assert len(table2.points()) == 61
+    table3 = load_study(root / "table3-ablation.yaml")
+    kinds = [table3.resolve(p).teacher_kinds for p in table3.points()]
+    assert len(kinds) == 30 and kinds.count(("video",)) == kinds.count(("speech",)) == 15
+    assert {table3.resolve(p).lambda_vd for p in table3.points() if p["config"] == "vid-distill-ce"} == set(LAMBDA_GRID)
     grid = load_study(root / "lambda-grid.yaml")
     points = grid.points()
     assert len(points) == 25
@@ -88,6 +102,18 @@ def test_overrides_replace_fields(tmp_path):
     assert study.labeled == "cremad:/data/CREMA-D" and study.unlabeled is None
 
 
+def test_a_lambda_grid_never_adds_a_teacher(tmp_path):
+    text = BASE + "configurations: [no-dstl, vid-dstl, sp-dstl]\ngrid: {lambda_sd: [0.5, 5.0], lambda_vd: [0.1, 10.0], labeled_fraction: [0.5, 1.0]}\n"
+    study = load_study(write(tmp_path, text))
+    cfgs = [study.resolve(p) for p in study.points()]
+    # no-dstl is crossed with the fraction only; vid-dstl with lambda_vd and the fraction, sp-dstl with lambda_sd
+    assert [(c.name, c.lambda_sd, c.lambda_vd, c.labeled_fraction) for c in cfgs] == [
+        ("no-dstl", 0.0, 0.0, 0.5), ("no-dstl", 0.0, 0.0, 1.0),
+        ("vid-dstl", 0.0, 0.1, 0.5), ("vid-dstl", 0.0, 0.1, 1.0), ("vid-dstl", 0.0, 10.0, 0.5), ("vid-dstl", 0.0, 10.0, 1.0),
+        ("sp-dstl", 0.5, 0.0, 0.5), ("sp-dstl", 0.5, 0.0, 1.0), ("sp-dstl", 5.0, 0.0, 0.5), ("sp-dstl", 5.0, 0.0, 1.0),
+    ]
+
+
 def test_smoke_keeps_both_ends_and_one_epoch():
     study = load_study(STUDIES[0].parent / "lambda-grid.yaml")
     small = smoke(study)
@@ -122,11 +148,13 @@ def test_method_studies_have_their_papers_trials():
 
 
 def test_grid_and_fixed_knobs_apply_per_method_and_a_knob_no_one_takes_is_refused(tmp_path):
-    study = load_study(write(tmp_path, BASE + "configurations: [no-dstl, nsl-cnn-lstm]\nfixed: {nsl_epsilon: 0.9, epochs: 2}\n"
+    study = load_study(write(tmp_path, BASE + "configurations: [sp-dstl, nsl-cnn-lstm]\nfixed: {nsl_epsilon: 0.9, epochs: 2}\n"
                                         "grid: {nsl_alpha: [0.1, 1.0], lambda_sd: [0.5]}\n"))
     cfgs = [study.resolve(p) for p in study.points()]
     assert [(c.name, c.lambda_sd, c.nsl_alpha, c.nsl_epsilon) for c in cfgs] == [
-        ("no-dstl", 0.5, 0.1, 0.99), ("nsl-cnn-lstm", 0.0, 0.1, 0.9), ("nsl-cnn-lstm", 0.0, 1.0, 0.9),
+        ("sp-dstl", 0.5, 0.1, 0.99), ("nsl-cnn-lstm", 0.0, 0.1, 0.9), ("nsl-cnn-lstm", 0.0, 1.0, 0.9),
     ]
+    with pytest.raises(StudyError, match="lambda_vd tunes none of the configurations.*vid-dstl"):
+        load_study(write(tmp_path, BASE + "configurations: [no-dstl, sp-dstl]\ngrid: {lambda_vd: [0.5, 5.0]}\n"))
     with pytest.raises(StudyError, match="tau_prosodic applies to none"):
         load_study(write(tmp_path, BASE + "configurations: [no-dstl, nsl]\ngrid: {tau_prosodic: [0.5, 2.0]}\n"))

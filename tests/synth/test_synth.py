@@ -323,3 +323,37 @@ def test_oracle_accuracy_is_good_not_perfect() -> None:
         assert 0.5 <= acc <= 0.95, (teacher.kind, acc)
         confidence = teacher.probs[teacher.valid].max(1)
         assert confidence.min() < 0.4 and confidence.max() > 0.9  # some unsure, some sure
+
+
+# ---------------------------------------------------------------- the conversational shift
+def _conversation(style, seed: int, sr: int = 16_000):
+    from liser.synth import speech
+
+    spk = speech.draw_speaker(np.random.default_rng(seed), female=bool(seed % 2))
+    return speech.conversational_clip(spk, "happy", 6 * sr, np.random.default_rng(100 + seed), sr, style)
+
+
+def test_conversation_style_sets_the_room_noise_and_the_speech_density():
+    """The style's knobs are what the clips hold: room noise before the first breath group in
+    its range, and LEGACY_STYLE's near back-to-back phrases fill far more of a clip with voice."""
+    from liser.synth.speech import CONVERSATION, LEGACY_STYLE
+
+    for style in (CONVERSATION, LEGACY_STYLE):
+        lead = [_conversation(style, s).wave[:800] for s in range(6)]  # the first 50 ms: room noise only
+        db = [20 * np.log10(np.sqrt(np.mean(w.astype(float) ** 2))) for w in lead]
+        assert style.noise_db[0] - 1.5 < min(db) and max(db) < style.noise_db[1] + 1.5, (style, db)
+    density = {st: np.mean([np.mean(_conversation(st, s).voice > 0.2) for s in range(6)]) for st in (CONVERSATION, LEGACY_STYLE)}
+    assert density[CONVERSATION] < 0.75 * density[LEGACY_STYLE], density
+
+
+def test_a_conversation_style_changes_the_unlabeled_clips_only(tmp_path):
+    from liser.synth.speech import LEGACY_STYLE
+
+    a = generate(tmp_path / "a", actors=1, unlabeled_clips=2, workers=1, progress=False)
+    b = generate(tmp_path / "b", actors=1, unlabeled_clips=2, workers=1, progress=False, style=LEGACY_STYLE)
+    wavs = sorted((tmp_path / "a" / "ravdess").rglob("*.wav"))
+    assert wavs and all(p.read_bytes() == (tmp_path / "b" / p.relative_to(tmp_path / "a")).read_bytes() for p in wavs)
+    clip = sorted((tmp_path / "a" / "avclips").glob("*.mp4"))[0].name
+    assert (tmp_path / "a" / "avclips" / clip).read_bytes() != (tmp_path / "b" / "avclips" / clip).read_bytes()
+    plan = ["clip_id", "source_video", "emotion", "ferv_class", "duration"]
+    assert pd.read_csv(a["truth_csv"])[plan].equals(pd.read_csv(b["truth_csv"])[plan])  # same plan: same emotions

@@ -2,11 +2,14 @@
 
 import json
 
+import numpy as np
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
 from liser.cli import main
 from liser.teachers.outputs import TeacherOutputs
+from liser.teachers.truth import clip_predictions
 
 
 
@@ -43,7 +46,7 @@ def test_one_speech_teacher_per_fold_never_sees_its_test_speakers(teacher_dirs, 
         assert not set(entry["train_speakers"]) & (set(fold["test"]) | set(fold["val"]))
 
 
-def test_cache_writes_teacher_files_with_teacher_metrics(teacher_dirs):
+def test_cache_writes_teacher_files_with_teacher_metrics(teacher_dirs, synth_root):
     _, out, text = teacher_dirs
     assert sorted(p.name for p in out.glob("*.npz")) == ["speech-fold0.npz", "speech-fold1.npz", "video.npz"]
     speech0 = TeacherOutputs.load(out / "speech-fold0.npz")
@@ -51,6 +54,14 @@ def test_cache_writes_teacher_files_with_teacher_metrics(teacher_dirs):
     video = TeacherOutputs.load(out / "video.npz")
     assert video.kind == "video" and len(video.clip_ids) == 10 and video.valid.any()
     assert "speech fold 0: ran on 10 clips" in text
+    # the synthetic corpus keeps a hidden truth next to avclips/: each file says how often its teacher is right there
+    truth = pd.read_csv(synth_root / "avclips_truth.csv").set_index("clip_id")
+    for teacher, column in ((speech0, "emotion"), (video, "ferv_class")):
+        scored = teacher.meta["hidden_truth"]
+        calls = clip_predictions(teacher)
+        right = [teacher.classes[p] == truth.loc[c, column] for c, p in calls.items()]
+        assert scored["column"] == column and scored["clips"] == len(calls) and scored["accuracy"] == pytest.approx(np.mean(right))
+    assert "on these clips (hidden truth)" in text and "called" in text
 
 
 def test_second_cache_run_does_no_teacher_work(teacher_dirs, synth_root):

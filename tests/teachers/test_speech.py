@@ -16,8 +16,10 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel, HubertConfig, HubertModel, Wav2Vec2FeatureExtractor
 
+from liser.audio import load_audio
 from liser.constants import SAMPLE_RATE
 from liser.corpora import load_corpus
+from liser.evaluate import uar
 from liser.folds import Fold, make_folds
 from liser.teachers import speech
 from liser.teachers.speech import (
@@ -299,3 +301,10 @@ def test_tiny_synth_teacher_learns(corpus, folds, tmp_path):
     assert record["val_segment_uar"] > chance + 0.05, record
     teacher = SpeechTeacher.load(tmp_path / "fold0")  # re-resolves the keyword to the same cached weights
     assert teacher.meta["backbone_hash"] == record["backbone_hash"]
+    # the kept epoch is the one whose 0.5 s segments, averaged per clip, did best on the 20 %,
+    # and the saved checkpoint is that epoch's: its segment UAR re-measured matches the record
+    seg = [h["val_segment_uar"] for h in record["history"]]
+    assert record["selected_on"] == "segments" and record["best_epoch"] == 1 + seg.index(max(seg))
+    rows = corpus.manifest.set_index("clip_id").loc[record["val_clips"]]
+    probs = teacher.predict_segments_batch([load_audio(p) for p in rows["path"]])
+    assert uar(rows["label_index"].to_numpy(), np.array([p.mean(0).argmax() for p in probs])) == pytest.approx(record["val_segment_uar"])

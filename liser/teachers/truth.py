@@ -1,0 +1,85 @@
+"""Teachers scored on the data they teach on, where a hidden truth exists.
+
+The built-in synthetic corpus keeps the emotion of every unlabeled clip in
+``avclips_truth.csv``, next to (never inside) its ``avclips/`` folder, so the corpus
+adapter cannot read it and no student trains on it. A teacher's validation score is on
+its own labeled split; what decides whether distillation can help is how often it is
+right on the unlabeled clips it labels, so that score goes into the teacher file's
+metadata (``hidden_truth``) whenever the truth file is there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from liser.teachers.outputs import TeacherOutputs
+
+TRUTH_FILE = "avclips_truth.csv"
+# The truth column each teacher kind is scored against: speech in the labeled corpus's
+# emotions, video in FERV39k's seven classes.
+TRUTH_COLUMN = {"speech": "emotion", "video": "ferv_class"}
+
+
+def find_truth(corpus_root: str | Path) -> Path | None:
+    """The hidden-truth file of an unlabeled corpus folder (its sibling), or None."""
+    path = Path(corpus_root).parent / TRUTH_FILE
+    return path if path.is_file() else None
+
+
+def clip_predictions(outputs: TeacherOutputs) -> dict[str, int]:
+    """Per clip with at least one valid segment: the argmax of its valid segment softmaxes averaged (how the trainer reads it)."""
+    preds = {}
+    for cid in outputs.clip_ids:
+        probs, valid = outputs.segments(cid)
+        if valid.any():
+            preds[cid] = int(probs[valid].mean(0).argmax())
+    return preds
+
+
+def truth_scores(outputs: TeacherOutputs, truth: pd.DataFrame) -> dict:
+    """Accuracy and UAR of a teacher's per-clip calls against the hidden truth, and what it calls most.
+
+    Clips whose true class the teacher does not have (a six-class CREMA-D teacher on a
+    "calm" clip) are left out and counted; so are clips the teacher gave no valid segment.
+    """
+    column = TRUTH_COLUMN[outputs.kind] if outputs.kind in TRUTH_COLUMN else None
+    if column is None or column not in truth:
+        return {}
+    scores = score_calls(clip_predictions(outputs), truth.set_index("clip_id")[column].astype(str), outputs.classes)
+    if scores:
+        scores.update(truth_file=TRUTH_FILE, column=column, not_scored=int(len(outputs.clip_ids) - scores["clips"]))
+    return scores
+
+
+def score_calls(calls: dict[str, int], true: pd.Series, classes) -> dict:
+    """Accuracy, UAR and the most called class of per-clip class indices against true class names (any model: teacher or student)."""
+    classes = list(classes)
+    scored = [(classes.index(true[c]), p) for c, p in calls.items() if c in true.index and true[c] in classes]
+    if not scored:
+        return {}
+    y, p = (np.asarray(v) for v in zip(*scored))
+    recalls = [float(np.mean(p[y == k] == k)) for k in np.unique(y)]
+    shares = np.bincount(p, minlength=len(classes)) / len(p)
+    top = int(shares.argmax())
+    return {
+        "clips": int(len(y)),
+        "accuracy": float(np.mean(y == p)),
+        "uar": float(np.mean(recalls)),
+        "top_class": classes[top],
+        "top_class_share": float(shares[top]),
+        "shares": {c: round(float(v), 3) for c, v in zip(classes, shares)},
+    }
+
+
+def add_truth_scores(outputs: TeacherOutputs, corpus_root: str | Path) -> dict:
+    """Score ``outputs`` against the corpus's hidden truth, if it has one, into ``outputs.meta['hidden_truth']``."""
+    path = find_truth(corpus_root)
+    if path is None:
+        return {}
+    scores = truth_scores(outputs, pd.read_csv(path))
+    if scores:
+        outputs.meta["hidden_truth"] = scores
+    return scores

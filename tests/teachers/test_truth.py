@@ -1,0 +1,63 @@
+"""Teachers scored against the hidden truth of the unlabeled clips (liser.teachers.truth)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from liser.constants import FERV39K_CLASSES, RAVDESS_EMOTIONS
+from liser.teachers.outputs import TeacherOutputs
+from liser.teachers.truth import TRUTH_FILE, add_truth_scores, clip_predictions, find_truth, truth_scores
+
+
+def one_hot(k: int, n: int, classes=RAVDESS_EMOTIONS) -> np.ndarray:
+    p = np.full((n, len(classes)), 0.01, np.float32)
+    p[:, k] = 1.0
+    return p / p.sum(1, keepdims=True)
+
+
+def speech_outputs() -> TeacherOutputs:
+    e = RAVDESS_EMOTIONS.index
+    segments = {
+        "a": one_hot(e("happy"), 3),  # right
+        "b": np.concatenate([one_hot(e("sad"), 1), one_hot(e("angry"), 2)]),  # mean says angry: right
+        "c": one_hot(e("happy"), 2),  # wrong (truth sad)
+        "d": one_hot(e("calm"), 2),  # truth "contempt": not a class of this teacher, not scored
+    }
+    return TeacherOutputs.from_segments("speech", RAVDESS_EMOTIONS, segments)
+
+
+TRUTH = pd.DataFrame({"clip_id": ["a", "b", "c", "d"], "emotion": ["happy", "angry", "sad", "contempt"],
+                      "ferv_class": ["happy", "angry", "sad", "neutral"]})
+
+
+def test_clip_calls_average_the_valid_segments_as_the_trainer_reads_them():
+    e = RAVDESS_EMOTIONS.index
+    probs = np.concatenate([one_hot(e("sad"), 1), one_hot(e("angry"), 2)])
+    out = TeacherOutputs.from_segments("speech", RAVDESS_EMOTIONS, {"x": probs, "y": probs}, {"x": np.array([True, False, False]), "y": np.zeros(3, bool)})
+    assert clip_predictions(out) == {"x": e("sad")}  # the invalid segments do not vote; y has none left
+
+
+def test_truth_scores_count_right_calls_and_leave_out_foreign_classes():
+    s = truth_scores(speech_outputs(), TRUTH)
+    assert s["clips"] == 3 and s["not_scored"] == 1 and s["column"] == "emotion"
+    assert s["accuracy"] == pytest.approx(2 / 3)
+    assert s["uar"] == pytest.approx((1 + 1 + 0) / 3)  # recall of happy, angry, sad
+    assert (s["top_class"], s["top_class_share"]) == ("happy", pytest.approx(2 / 3))
+
+
+def test_video_teachers_are_scored_against_ferv_class():
+    k = FERV39K_CLASSES.index
+    out = TeacherOutputs.from_segments("video", FERV39K_CLASSES, {"a": one_hot(k("happy"), 2, FERV39K_CLASSES), "d": one_hot(k("sad"), 2, FERV39K_CLASSES)})
+    s = truth_scores(out, TRUTH)
+    assert s["column"] == "ferv_class" and s["clips"] == 2 and s["accuracy"] == 0.5
+
+
+def test_scores_go_into_the_file_metadata_only_where_a_truth_file_sits_next_to_the_corpus(tmp_path):
+    corpus = tmp_path / "avclips"
+    corpus.mkdir()
+    out = speech_outputs()
+    assert find_truth(corpus) is None and add_truth_scores(out, corpus) == {} and "hidden_truth" not in out.meta
+    TRUTH.to_csv(tmp_path / TRUTH_FILE, index=False)
+    scores = add_truth_scores(out, corpus)
+    saved = TeacherOutputs.load(out.save(tmp_path / "speech.npz"))
+    assert saved.meta["hidden_truth"] == scores and scores["accuracy"] == pytest.approx(2 / 3)
