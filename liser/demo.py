@@ -11,6 +11,7 @@ settings match, the teacher cache is content-addressed, and the studies resume.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,7 +31,7 @@ class DemoSettings:
     actors: int = 10
     unlabeled_clips: int = 100
     teacher_epochs: int = 6
-    face_videos: int = 140  # labeled face videos the small DFER video teacher is fitted on
+    face_videos: int = 420  # labeled face videos the small DFER video teacher is fitted on
     dfer_epochs: int = 15
     epochs: int | None = None  # None: the study files' own
     folds: tuple[int, ...] | None = None  # None: the study files' own
@@ -68,7 +69,7 @@ def _corpus(root: Path, s: DemoSettings, log) -> Path:
     synth = root / "data" / "synth"
     marker = synth / "demo-corpus.json"
     cremad = s.actors if "nsl" in s.methods else 0  # NSL's target corpus
-    want = {"actors": s.actors, "unlabeled_clips": s.unlabeled_clips, "face_videos": s.face_videos, "seed": s.seed, "version": 3}
+    want = {"actors": s.actors, "unlabeled_clips": s.unlabeled_clips, "face_videos": s.face_videos, "seed": s.seed, "version": 4}
     have = json.loads(marker.read_text()) if marker.exists() else {}
     if {k: v for k, v in have.items() if k != "cremad_actors"} == want and have.get("cremad_actors", 0) >= cremad:
         log(f"[1/5] corpus: reusing {synth}")
@@ -76,6 +77,7 @@ def _corpus(root: Path, s: DemoSettings, log) -> Path:
     log(f"[1/5] corpus: writing {s.actors} RAVDESS-layout actors and {s.unlabeled_clips} audio-visual clips to {synth}")
     generate(synth, actors=s.actors, unlabeled_clips=s.unlabeled_clips, seed=s.seed, workers=2, cremad_actors=cremad, progress=True)
     generate_face_videos(synth / "face-videos", n_clips=s.face_videos, seed=s.seed)
+    shutil.rmtree(synth / "video-teacher", ignore_errors=True)  # fitted on the videos just replaced
     want["cremad_actors"] = cremad
     marker.write_text(json.dumps(want))
     return synth
@@ -126,12 +128,14 @@ def _video_teacher(synth: Path, s: DemoSettings, progress: bool, log) -> Path:
 
     path = synth / "video-teacher" / "small-dfer"
     marker = path.with_suffix(".json")
-    if marker.exists() and json.loads(marker.read_text()).get("training", {}).get("epochs") == s.dfer_epochs:
+    have = json.loads(marker.read_text()) if marker.exists() else {}
+    clips = have.get("train_clips", 0) + have.get("val_clips", 0) + len(have.get("skipped", []))
+    if (have.get("training", {}).get("epochs"), clips) == (s.dfer_epochs, s.face_videos):
         log(f"      reusing the small DFER video teacher {path}")
         return path
     log(f"      fitting the small DFER video teacher on {s.face_videos} labeled face videos ({s.dfer_epochs} epochs)")
     path.parent.mkdir(parents=True, exist_ok=True)
-    record = fit_small_dfer(synth / "face-videos", path, s.dfer_epochs, detector="prealigned", progress=progress)
+    record = fit_small_dfer(synth / "face-videos", path, s.dfer_epochs, detector="prealigned", windows_per_clip=6, progress=progress)
     log(f"      small DFER: val UAR {record['val_uar']:.3f} on held-out people")
     return path
 

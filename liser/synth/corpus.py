@@ -248,7 +248,7 @@ def plan_avclips(n: int, seed: int) -> list[AvClipPlan]:
                     source_video=f"{video:04d}",
                     emotion=str(rng.choice(emotions, p=prior / prior.sum())),
                     n_frames=int(rng.integers(int(MIN_SECONDS * VIDEO_FPS), int(MAX_SECONDS * VIDEO_FPS) + 1)),
-                    intensity=float(rng.uniform(0.25, 1.0)),
+                    intensity=float(rng.uniform(*face.EXPRESSION_INTENSITY)),
                     no_face=str(face.NO_FACE_KINDS[k % len(face.NO_FACE_KINDS)]) if k in hidden else None,
                 )
             )

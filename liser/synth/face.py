@@ -348,6 +348,9 @@ def _composite(img: np.ndarray, layer: _Layer, cx: int, cy: int) -> None:
 
 # --- Clips ----------------------------------------------------------------------------
 NO_FACE_KINDS = ("exit", "occluded", "blank")
+# Expression strength of in-the-wild faces (0 = neutral face): subtle as often as clear. The
+# unlabeled clips draw from it, and so does the FERV39k stand-in the small DFER learns from.
+EXPRESSION_INTENSITY = (0.25, 1.0)
 LEVELS = 6  # expression-intensity steps cached per clip
 TALK_LEVELS = 8  # mouth-opening steps cached per clip
 

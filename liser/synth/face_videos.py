@@ -51,7 +51,7 @@ def generate_face_videos(
     seed: int = 0,
     size: int = 64,
     seconds: tuple[float, float] = (1.0, 2.0),
-    intensity: tuple[float, float] = (0.6, 1.0),
+    intensity: tuple[float, float] = face.EXPRESSION_INTENSITY,
     progress: bool = False,
 ) -> dict[str, Any]:
     """Write ``n_clips`` labeled face videos and ``labels.csv``; return a summary.
