@@ -27,7 +27,6 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from liser.demo import DemoSettings, _corpus, _teachers  # noqa: E402
@@ -47,7 +46,6 @@ def student_scores(synth: Path, fold: int, epochs: int, truth: pd.Series) -> dic
     from liser.data import load_corpus_data
     from liser.evaluate import predict_logits
     from liser.folds import folds_for
-    from liser.methods import rebuild_student
     from liser.train import set_threads, train_fold
 
     set_threads()
@@ -55,10 +53,8 @@ def student_scores(synth: Path, fold: int, epochs: int, truth: pd.Series) -> dic
     unlabeled = load_corpus_data(f"avclips:{synth / 'avclips'}", progress=False)
     folds = folds_for(labeled.corpus.manifest, 5, 0)
     result = train_fold(make_config("no-dstl", epochs=epochs), labeled, folds[fold], device="cpu", progress=False)
-    model = rebuild_student(result.model_config)
-    model.load_state_dict(result.state_dict)
     ids = list(unlabeled.table["clip_id"])
-    pred = predict_logits(model, [unlabeled.features.features[c] for c in ids]).argmax(1)
+    pred = predict_logits(result.student(), [unlabeled.features.features[c] for c in ids]).argmax(1)
     scores = score_calls(dict(zip(ids, map(int, pred))), truth, labeled.corpus.classes)
     return {**scores, "test_uar": result.test.uar}
 
@@ -114,5 +110,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    np.set_printoptions(precision=3)
     main()

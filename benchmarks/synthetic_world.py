@@ -61,8 +61,8 @@ def _load(synth: str, cache: str) -> None:
 def run_one(job: dict) -> dict:
     """Train one (config, fraction, fold) student; score it on test and on the unlabeled clips' speech."""
     from liser.configs import make_config
-    from liser.evaluate import predict_logits, uar
-    from liser.methods import rebuild_student
+    from liser.evaluate import predict_logits
+    from liser.teachers.truth import score_calls
     from liser.train import train_fold
 
     s = _STATE
@@ -70,14 +70,9 @@ def run_one(job: dict) -> dict:
     cfg = make_config(job["config"], labeled_fraction=job["fraction"], epochs=job["epochs"])
     fold = s["folds"][job["fold"]]
     r = train_fold(cfg, s["labeled"], fold, s["unlabeled"], s["teachers"], device="cpu", progress=False)
-    model = rebuild_student(r.model_config)
-    model.load_state_dict(r.state_dict)
-    classes = list(s["labeled"].corpus.classes)
-    table = s["unlabeled"].table
-    feats = [s["unlabeled"].features.features[c] for c in table["clip_id"]]
-    y = np.asarray([classes.index(s["truth"][c]) for c in table["clip_id"]])
-    pred = predict_logits(model, feats).argmax(1)
-    shares = np.bincount(pred, minlength=len(classes)) / len(pred)
+    ids = list(s["unlabeled"].table["clip_id"])
+    pred = predict_logits(r.student(), [s["unlabeled"].features.features[c] for c in ids]).argmax(1)
+    scores = score_calls(dict(zip(ids, map(int, pred))), s["truth"], s["labeled"].corpus.classes)
     return {
         **job,
         "test_uar": r.test.uar,
@@ -85,9 +80,9 @@ def run_one(job: dict) -> dict:
         "best_epoch": r.best_epoch,
         "n_train": r.counts["train"],
         "n_test": r.counts["test"],
-        "unlabeled_uar": uar(y, pred),
-        "unlabeled_acc": float(np.mean(y == pred)),
-        "unlabeled_shares": {c: round(float(v), 3) for c, v in zip(classes, shares)},
+        "unlabeled_uar": scores["uar"],
+        "unlabeled_acc": scores["accuracy"],
+        "unlabeled_shares": scores["shares"],
         "seconds": round(time.perf_counter() - t0, 1),
     }
 

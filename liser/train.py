@@ -68,6 +68,12 @@ class FoldResult:
     model_config: dict = field(default_factory=dict)
     extras: dict = field(default_factory=dict)  # method-specific records, e.g. NSL's graph degrees
 
+    def student(self) -> torch.nn.Module:
+        """The best-validation student this result holds, rebuilt, in eval mode."""
+        model = rebuild_student(self.model_config)
+        model.load_state_dict(self.state_dict)
+        return model.eval()
+
     def as_dict(self) -> dict:
         return {
             "fold": self.fold,

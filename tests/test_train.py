@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from liser.configs import make_config
+from liser.evaluate import evaluate
 from liser.data import CorpusData, load_corpus_data, load_teachers, teachers_for_fold
 from liser.folds import make_folds
 from liser.teachers.outputs import TeacherFileError, TeacherOutputs, find_teacher_files
@@ -56,6 +57,10 @@ def test_no_dstl_fold_uses_only_its_speakers(labeled, folds):
     assert result.test.confusion.sum() == result.counts["test"]
     assert result.best_epoch in (1, 2)
     assert result.val.uar == max(h["val_uar"] for h in result.history)  # the best-val checkpoint was restored
+    # the student the result holds is that checkpoint: it scores the test clips as reported
+    test = table[table["speaker"].isin(fold.test)]
+    again = evaluate(result.student(), [labeled.features.features[c] for c in test["clip_id"]], test["label_index"].to_numpy(), 8)
+    assert again.uar == result.test.uar and (again.confusion == result.test.confusion).all()
 
 
 def test_distillation_fold_reads_teacher_targets(labeled, unlabeled, teachers, folds):

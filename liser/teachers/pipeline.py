@@ -109,6 +109,7 @@ def summarize_outputs(out_dir: str | Path) -> list[dict]:
     rows = []
     for path in sorted(Path(out_dir).glob("*.npz")):
         out = TeacherOutputs.load(path)
+        truth = out.meta.get("hidden_truth", {})
         rows.append(
             {
                 "file": path.name,
@@ -117,9 +118,9 @@ def summarize_outputs(out_dir: str | Path) -> list[dict]:
                 "teacher": out.meta.get("teacher"),
                 "val_uar": out.meta.get("val_uar"),
                 "val_war": out.meta.get("val_war"),
-                "truth_accuracy": out.meta.get("hidden_truth", {}).get("accuracy"),
-                "truth_top_class": out.meta.get("hidden_truth", {}).get("top_class"),
-                "truth_top_share": out.meta.get("hidden_truth", {}).get("top_class_share"),
+                "truth_accuracy": truth.get("accuracy"),
+                "truth_top_class": truth.get("top_class"),
+                "truth_top_share": truth.get("top_class_share"),
                 "cache": json.dumps(out.meta.get("cache", {})),
             }
         )

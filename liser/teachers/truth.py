@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from liser.evaluate import uar, war
 from liser.teachers.outputs import TeacherOutputs
 
 TRUTH_FILE = "avclips_truth.csv"
@@ -45,7 +46,7 @@ def truth_scores(outputs: TeacherOutputs, truth: pd.DataFrame) -> dict:
     Clips whose true class the teacher does not have (a six-class CREMA-D teacher on a
     "calm" clip) are left out and counted; so are clips the teacher gave no valid segment.
     """
-    column = TRUTH_COLUMN[outputs.kind] if outputs.kind in TRUTH_COLUMN else None
+    column = TRUTH_COLUMN.get(outputs.kind)
     if column is None or column not in truth:
         return {}
     scores = score_calls(clip_predictions(outputs), truth.set_index("clip_id")[column].astype(str), outputs.classes)
@@ -61,13 +62,12 @@ def score_calls(calls: dict[str, int], true: pd.Series, classes) -> dict:
     if not scored:
         return {}
     y, p = (np.asarray(v) for v in zip(*scored))
-    recalls = [float(np.mean(p[y == k] == k)) for k in np.unique(y)]
     shares = np.bincount(p, minlength=len(classes)) / len(p)
     top = int(shares.argmax())
     return {
         "clips": int(len(y)),
-        "accuracy": float(np.mean(y == p)),
-        "uar": float(np.mean(recalls)),
+        "accuracy": war(y, p),
+        "uar": uar(y, p),
         "top_class": classes[top],
         "top_class_share": float(shares[top]),
         "shares": {c: round(float(v), 3) for c, v in zip(classes, shares)},
