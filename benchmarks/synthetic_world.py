@@ -17,7 +17,8 @@ with the same ``--out`` resumes. ``--legacy`` generates the unlabeled clips with
 earlier conversation style (`LEGACY_STYLE`) to show the diagnosis.
 
     python benchmarks/synthetic_world.py [--out DIR] [--actors 10] [--unlabeled 600] [--epochs 30]
-        [--folds 0,1,2,3,4] [--fractions 0.25,0.5,1.0] [--workers 2] [--shift-only] [--legacy]
+        [--folds 0,1,2,3,4] [--fractions 0.25,0.5,1.0] [--epoch-over augmented|labeled] [--workers 2]
+        [--shift-only] [--legacy]
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ def run_one(job: dict) -> dict:
 
     s = _STATE
     t0 = time.perf_counter()
-    cfg = make_config(job["config"], labeled_fraction=job["fraction"], epochs=job["epochs"])
+    extra = {"epoch_over": job["epoch_over"]} if job["config"] != "no-dstl" else {}
+    cfg = make_config(job["config"], labeled_fraction=job["fraction"], epochs=job["epochs"], **extra)
     fold = s["folds"][job["fold"]]
     r = train_fold(cfg, s["labeled"], fold, s["unlabeled"], s["teachers"], device="cpu", progress=False)
     ids = list(s["unlabeled"].table["clip_id"])
@@ -88,7 +90,8 @@ def run_one(job: dict) -> dict:
 
 
 def _key(job: dict) -> tuple:
-    return job["config"], float(job["fraction"]), int(job["fold"]), int(job["epochs"])
+    over = "labeled" if job["config"] == "no-dstl" else job.get("epoch_over", "labeled")  # no-dstl has no unlabeled set
+    return job["config"], float(job["fraction"]), int(job["fold"]), int(job["epochs"]), over
 
 
 def run_jobs(jobs: list[dict], out: Path, synth: Path, cache: Path, workers: int, train: bool = True) -> pd.DataFrame:
@@ -184,6 +187,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--folds", default="0,1,2,3,4")
     ap.add_argument("--fractions", default="0.25,0.5,1.0")
+    ap.add_argument("--epoch-over", choices=("labeled", "augmented"), default="augmented",
+                    help="distillation epochs pass over the labeled clips, or the set augmented with the unlabeled ones (section 3.6)")
     ap.add_argument("--workers", type=int, default=2, help="trainings at once (one CPU thread each)")
     ap.add_argument("--shift-only", action="store_true", help="measurement 1 only (no-dstl at fraction 1)")
     ap.add_argument("--legacy", action="store_true", help="generate the unlabeled clips with the earlier LEGACY_STYLE (diagnosis)")
@@ -208,11 +213,11 @@ def main() -> None:
     folds = [int(f) for f in args.folds.split(",")]
     fractions = [1.0] if args.shift_only else [float(f) for f in args.fractions.split(",")]
     configs = ("no-dstl",) if args.shift_only else CONFIGS
-    jobs = [{"config": c, "fraction": fr, "fold": f, "epochs": args.epochs} for fr in fractions for f in folds for c in configs]
+    jobs = [{"config": c, "fraction": fr, "fold": f, "epochs": args.epochs, "epoch_over": args.epoch_over} for fr in fractions for f in folds for c in configs]
     t0 = time.perf_counter()
     rows = run_jobs(jobs, out, synth, cache, args.workers, train=not args.report_only)
     print(f"\n{len(rows)} trainings of {args.epochs} epochs on {synth} ({time.perf_counter() - t0:.0f} s this run); style: "
-          f"{'LEGACY_STYLE' if args.legacy else 'CONVERSATION'}")
+          f"{'LEGACY_STYLE' if args.legacy else 'CONVERSATION'}; distillation epochs over the {args.epoch_over} set")
     figures = {"shift": report_shift(rows)}
     if not args.shift_only:
         figures["distillation"] = report_distillation(rows, fractions)

@@ -375,7 +375,7 @@ def teacher_video_import(table, unlabeled, out_dir) -> None:
 def teacher_cache(unlabeled, speech_run, video_source, out_dir, detector, cache_dir, device, quiet) -> None:
     """Run the teachers over the unlabeled clips once and write the files the trainer reads."""
     from liser.corpora import load_corpus
-    from liser.teachers.pipeline import cache_speech_outputs, cache_video_outputs, summarize_outputs
+    from liser.teachers.pipeline import cache_speech_outputs, cache_video_outputs
     from liser.teachers.speech import TeacherError
 
     if not speech_run and not video_source:
@@ -391,12 +391,35 @@ def teacher_cache(unlabeled, speech_run, video_source, out_dir, detector, cache_
                 click.echo(f"video: ran on {run.computed} clips, {run.cached} from cache, {len(run.skipped)} skipped, {run.no_target} without any face window")
     except (TeacherError, ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
-    for row in summarize_outputs(out_dir):
-        metrics = f"teacher val UAR {row['val_uar']:.3f}" if isinstance(row["val_uar"], float) else "teacher val UAR n/a"
-        if row["truth_accuracy"] is not None:
-            metrics += (f"; on these clips (hidden truth) {row['truth_accuracy']:.0%} right, "
-                        f"{row['truth_top_share']:.0%} called {row['truth_top_class']}")
-        click.echo(f"  {row['file']}: {row['clips']} clips, {row['valid_segments']} segments with a target, {metrics}")
+    _report_teachers(out_dir, unlabeled, None)
+
+
+def _report_teachers(folder: Path, unlabeled: str | None, labeled: str | None) -> None:
+    from liser.reports.teachers import report_folder, summary_lines
+
+    try:
+        diag, paths = report_folder(folder, unlabeled=unlabeled, labeled=labeled)
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    for line in summary_lines(diag):
+        click.echo(line)
+    click.echo(f"diagnosis page: {paths[0]} (tables: {', '.join(p.name for p in paths[1:])})")
+
+
+@teacher.command("report")
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--unlabeled", help="the unlabeled corpus the files cover, e.g. avclips:data/synth/avclips (default: the one the files recorded)")
+@click.option("--labeled", help="the labeled corpus, for its class prior, e.g. ravdess:data/synth/ravdess (default: the speech teachers' own)")
+def teacher_report(folder, unlabeled, labeled) -> None:
+    """Are the teachers any good on the unlabeled clips? Writes FOLDER/teachers.html and teachers*.csv.
+
+    Per teacher file: coverage, valid segments, predicted classes against the labeled
+    prior, confidence (eq. 5's weight) and entropy, own validation UAR and, where the
+    corpus keeps a hidden truth (the synthetic one), accuracy against it; speech-video
+    agreement (Cohen's kappa on the shared classes) and agreement between fold teachers.
+    Warns when a teacher looks collapsed.
+    """
+    _report_teachers(folder, unlabeled, labeled)
 
 
 def _fit_clip_teachers(kind: str, labeled: str, folds_text: str, fold_file, seed: int, fields: dict, out_dir: Path, device: str, quiet: bool, **kw) -> None:

@@ -26,7 +26,7 @@ STUDENTS = ("liser", "cnn6", "hubert")
 # Which fields belong to which method: a field of another method must keep its default,
 # so a study cannot silently search a knob the trial ignores.
 METHOD_FIELDS = {
-    "liser": ("lambda_sd", "lambda_vd", "distill_loss", "confidence", "schedule", "pretrain_epochs", "unlabeled_batch_size"),
+    "liser": ("lambda_sd", "lambda_vd", "distill_loss", "confidence", "schedule", "pretrain_epochs", "unlabeled_batch_size", "epoch_over"),
     "emodistill": ("alpha", "beta", "gamma", "tau_prosodic", "tau_linguistic", "prosodic_teacher", "linguistic_teacher"),
     "nsl": ("nsl_alpha", "nsl_neighbors", "nsl_epsilon"),
 }
@@ -51,6 +51,10 @@ class TrainConfig(BaseModel):
     patience: int | None = Field(None, ge=1, description="stop after this many epochs without a better validation UAR")
     batch_size: int = Field(BATCH_SIZE, ge=1, description="labeled clips per mini-batch (N_l)")
     unlabeled_batch_size: int | None = Field(None, ge=1, description="unlabeled clips per mini-batch (N_u; default: batch_size)")
+    epoch_over: Literal["labeled", "augmented"] = Field(
+        "labeled",
+        description="an epoch is one pass over the labeled clips, or over the training set augmented with the unlabeled ones (section 3.6)",
+    )
     lr: float = Field(LEARNING_RATE, gt=0)
     weight_decay: float = Field(0.01, ge=0)
     seed: int = 0

@@ -38,6 +38,12 @@ IEMOCAP_EMOTIONS = ("neutral", "happy", "angry", "sad")
 IEMOCAP_CODES = {"neu": "neutral", "hap": "happy", "exc": "happy", "ang": "angry", "sad": "sad"}
 # The video teacher's classes (FERV39k, section 3.2).
 FERV39K_CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+# The classes speech (RAVDESS / CREMA-D / IEMOCAP) and video (FERV39k) teachers share, speech
+# name -> FERV39k name. "calm" has no facial class and is left out.
+FERV39K_OF_EMOTION = {
+    "neutral": "neutral", "happy": "happy", "sad": "sad", "angry": "angry",
+    "fearful": "fear", "disgust": "disgust", "surprised": "surprise",
+}
 
 # --- Student training (section 3.6) ------------------------------------------------
 LEARNING_RATE = 1e-4

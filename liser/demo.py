@@ -87,7 +87,8 @@ def _teachers(synth: Path, folds: list[int], s: DemoSettings, progress: bool, lo
     """One speech teacher per fold (only the folds the studies use), then the output cache."""
     from liser.corpora import load_corpus
     from liser.folds import folds_for, save_folds
-    from liser.teachers.pipeline import cache_speech_outputs, cache_video_outputs, summarize_outputs
+    from liser.reports.teachers import report_folder, summary_lines
+    from liser.teachers.pipeline import cache_speech_outputs, cache_video_outputs
     from liser.teachers.speech import SUMMARY_FILE, fit_speech_teachers, make_config
 
     labeled = load_corpus(f"ravdess:{synth / 'ravdess'}")
@@ -110,10 +111,10 @@ def _teachers(synth: Path, folds: list[int], s: DemoSettings, progress: bool, lo
     unlabeled = load_corpus(f"avclips:{synth / 'avclips'}")
     cache_speech_outputs(unlabeled, speech_dir, out, progress=progress)
     cache_video_outputs(unlabeled, f"small:{dfer}", out, detector="synthetic", progress=progress)
-    for row in summarize_outputs(out):
-        uar = f"{row['val_uar']:.3f}" if isinstance(row["val_uar"], float) else "n/a"
-        truth = "" if row["truth_accuracy"] is None else f"; right on {row['truth_accuracy']:.0%} of the unlabeled clips (hidden truth)"
-        log(f"      {row['file']}: {row['clips']} clips, teacher val UAR {uar}{truth}")
+    diag, paths = report_folder(out, unlabeled=f"avclips:{synth / 'avclips'}", labeled=f"ravdess:{synth / 'ravdess'}")
+    for line in summary_lines(diag):
+        log(f"      {line}")
+    log(f"      teacher diagnosis: {paths[0]}")
     return out
 
 

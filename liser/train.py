@@ -131,6 +131,26 @@ def _mean_rows(rows: list[dict]) -> dict:
     return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]} if rows else {}
 
 
+def steps_per_epoch(cfg: TrainConfig, n_labeled_batches: int, n_unlabeled: int) -> int:
+    """Mini-batches per epoch: one pass over the labeled clips, or (``epoch_over: augmented``)
+    over the training set augmented with the unlabeled clips (section 3.6), N_l + N_u per step,
+    so an epoch also sees every unlabeled clip about once and the labeled batches repeat."""
+    if cfg.epoch_over == "augmented" and cfg.uses_unlabeled and n_unlabeled:
+        return max(n_labeled_batches, math.ceil(n_unlabeled / cfg.n_unlabeled))
+    return n_labeled_batches
+
+
+def _labeled_batches(lab: LabeledSampler, rng, steps: int):
+    """``steps`` labeled batches: whole shuffled passes over the clips, the last one cut short."""
+    done = 0
+    while done < steps:
+        for batch in lab.epoch(rng):
+            yield batch
+            done += 1
+            if done == steps:
+                return
+
+
 def train_fold(
     cfg: TrainConfig,
     labeled: CorpusData,
@@ -173,6 +193,7 @@ def train_fold(
     unl = sampler if cfg.schedule == "joint" else None
     val_x = [feats[c] for c in val_rows["clip_id"]]
     val_y = val_rows["label_index"].to_numpy()
+    steps = steps_per_epoch(cfg, len(lab), len(sampler.ids) if sampler is not None else 0)
 
     def optimizer():
         return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -181,7 +202,7 @@ def train_fold(
     if cfg.schedule == "two-stage":  # stage 1: distillation only, as many steps per epoch as stage 2
         opt = optimizer()
         for epoch in tqdm(range(1, (cfg.pretrain_epochs or cfg.epochs) + 1), desc=f"fold {fold.index} distil", disable=not progress, leave=False):
-            rows = [_step(model, opt, method, device, rng, unlabeled=sampler.draw(rng)) for _ in range(len(lab))]
+            rows = [_step(model, opt, method, device, rng, unlabeled=sampler.draw(rng)) for _ in range(steps)]
             history.append({"stage": "distil", "epoch": epoch, **_mean_rows(rows)})
             if on_epoch:
                 on_epoch(fold.index, epoch, history[-1])
@@ -191,7 +212,7 @@ def train_fold(
     bar = tqdm(range(1, cfg.epochs + 1), desc=f"fold {fold.index}", disable=not progress, leave=False)
     for epoch in bar:
         t0 = time.time()
-        rows = [_step(model, opt, method, device, rng, labeled=batch, unlabeled=unl.draw(rng) if unl else None) for batch in lab.epoch(rng)]
+        rows = [_step(model, opt, method, device, rng, labeled=batch, unlabeled=unl.draw(rng) if unl else None) for batch in _labeled_batches(lab, rng, steps)]
         t1 = time.time()
         val = evaluate(model, val_x, val_y, n_classes, device)
         row = {"stage": "train", "epoch": epoch, **_mean_rows(rows), "val_uar": val.uar, "val_war": val.war}
@@ -208,7 +229,7 @@ def train_fold(
     model.load_state_dict(best_state)
     val = evaluate(model, val_x, val_y, n_classes, device)
     test = evaluate(model, [feats[c] for c in test_rows["clip_id"]], test_rows["label_index"].to_numpy(), n_classes, device)
-    counts = {"train": len(train_rows), "val": len(val_rows), "test": len(test_rows), "parameters": count_parameters(model), **method.counts}
+    counts = {"train": len(train_rows), "val": len(val_rows), "test": len(test_rows), "parameters": count_parameters(model), "steps_per_epoch": steps, **method.counts}
     if sampler is not None:
         counts.update(
             unlabeled=len(sampler.ids),

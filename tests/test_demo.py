@@ -46,7 +46,9 @@ def test_demo_runs_the_chain_and_writes_dashboards_from_mlflow(demo):
     assert (root / "data/synth/teachers/speech-fold0.npz").exists() and (root / "data/synth/teachers/video.npz").exists()
     video = TeacherOutputs.load(root / "data/synth/teachers/video.npz")  # the small DFER fitted on the face videos
     assert video.meta["teacher"] == "small-dfer" and video.meta["hidden_truth"]["column"] == "ferv_class"
-    assert "right on" in out and "of the unlabeled clips (hidden truth)" in out
+    assert "teacher diagnosis of" in out and "truth acc" in out  # the diagnosis summary, scored on the hidden truth
+    page = root / "data/synth/teachers/teachers.html"
+    assert f"teacher diagnosis: {page}" in out and "Speech-video agreement" in page.read_text()
     boards = root / "dashboards"
     assert {"demo.html", "demo-fraction-curve.html"} <= {p.name for p in boards.glob("*.html")}
     for table in ("table2", "table3"):

@@ -12,7 +12,7 @@ from liser.evaluate import evaluate
 from liser.data import CorpusData, load_corpus_data, load_teachers, teachers_for_fold
 from liser.folds import make_folds
 from liser.teachers.outputs import TeacherFileError, TeacherOutputs, find_teacher_files
-from liser.train import TrainingDiverged, load_student, train, train_fold
+from liser.train import TrainingDiverged, load_student, steps_per_epoch, train, train_fold
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +50,7 @@ def test_no_dstl_fold_uses_only_its_speakers(labeled, folds):
         "val": int(table["speaker"].isin(fold.val).sum()),
         "test": int(table["speaker"].isin(fold.test).sum()),
         "parameters": 105_143,  # the paper's 105K student (K_S = 8, K_V = 7)
+        "steps_per_epoch": -(-int(table["speaker"].isin(fold.train).sum()) // 25),  # one pass over the labeled clips
     }
     assert [h["epoch"] for h in result.history] == [1, 2]
     assert all(np.isfinite(h["loss_sup"]) and h["loss_sd"] == 0 for h in result.history)
@@ -69,6 +70,20 @@ def test_distillation_fold_reads_teacher_targets(labeled, unlabeled, teachers, f
     assert row["loss_sd"] > 0 and row["loss_vd"] > 0
     assert result.counts["unlabeled"] == len(unlabeled.table)
     assert result.counts["unlabeled_missing_speech"] == 0
+
+
+def test_an_epoch_over_the_augmented_set_sees_every_unlabeled_clip(labeled, unlabeled, teachers, folds):
+    """Section 3.6: the training set is augmented with the unlabeled clips, so at a small labeled
+    fraction an epoch takes ceil(N_U / N_u) steps, the labeled batches repeating."""
+    kw = dict(epochs=1, labeled_fraction=0.25, batch_size=4)
+    short = train_fold(make_config("vid-sp-dstl", unlabeled_batch_size=1, **kw), labeled, folds[1], unlabeled, teachers, progress=False)
+    long = train_fold(make_config("vid-sp-dstl", epoch_over="augmented", unlabeled_batch_size=1, **kw), labeled, folds[1], unlabeled, teachers, progress=False)
+    n_l, n_u = short.counts["train"], long.counts["unlabeled"]
+    assert short.counts["steps_per_epoch"] == -(-n_l // 4) < n_u == long.counts["steps_per_epoch"]
+    assert len(long.history) == 1 and np.isfinite(long.history[0]["loss_sd"])
+    base = train_fold(make_config("no-dstl", epoch_over="augmented", **kw), labeled, folds[1], progress=False)
+    assert base.counts["steps_per_epoch"] == -(-n_l // 4)  # nothing to augment with: one pass over the labels
+    assert steps_per_epoch(make_config("sp-dstl", epoch_over="augmented"), 3, 0) == 3
 
 
 def test_two_stage_distils_then_fine_tunes(labeled, unlabeled, teachers, folds):

@@ -16,7 +16,7 @@ from pathlib import Path
 from liser.reports import figures, html
 from liser.reports.formats import write_table
 from liser.reports.importance import param_importances
-from liser.reports.runs import StudyData, StudyNotFound, load_confusion, load_studies
+from liser.reports.runs import StudyData, StudyNotFound, load_confusion, load_studies, load_teacher_summary
 from liser.reports.stats import TEST_NAME, compare_folds, corrected_ttest, relative_change
 from liser.reports.tables import (
     Table,
@@ -78,6 +78,27 @@ def _fraction_section(data: StudyData, out_dir: Path, name: str, written: list[P
     return heading, inner, curve.data["run_id"].tolist()
 
 
+TEACHER_COLUMNS = ("file", "teacher", "coverage", "top_class", "top_share", "mean_confidence", "val_uar", "truth_accuracy", "warnings")
+
+
+def _teachers_section(data: StudyData, ui: str) -> str:
+    """Each study's teacher diagnosis (its ``teachers`` run): the summary table and links to the run and its page."""
+    parts = []
+    for s in data.studies:
+        if not s.teacher_runs:
+            continue
+        run = s.teacher_runs[0]
+        table = load_teacher_summary(data.tracking_uri, run)
+        url = html.run_url(ui, s.experiment_id, run)
+        parts.append(
+            f"<p>{s.name}: are the teachers any good on the unlabeled clips? Diagnosis in MLflow run {html.link(url, 'teachers')} "
+            f"(artifact <code>teachers.html</code>: class distributions, confidence, speech-video agreement; "
+            f"the same page as <code>liser teacher report</code>).</p>"
+            + (table[[c for c in TEACHER_COLUMNS if c in table]].to_html(border=0, index=False, na_rep="-", float_format=lambda v: f"{v:.3f}") if len(table) else "")
+        )
+    return "".join(parts)
+
+
 def build_report(tracking_uri: str, studies: list[str], out_dir: Path, *, name: str | None = None, ui_url: str | None = None) -> list[Path]:
     """Write ``<out_dir>/<name>.html`` and ``<name>-<table>.csv|.md|.tex`` for every section that applies.
 
@@ -137,6 +158,9 @@ def build_report(tracking_uri: str, studies: list[str], out_dir: Path, *, name: 
         ]
         sections.append(("Confusion matrices", html.table_html(confusion) + html.figures_html(figs, side_by_side=True)))
 
+    teachers = _teachers_section(data, ui)
+    if teachers:
+        sections.insert(1, ("Teachers", teachers))
     sections.append(("MLflow runs behind the tables", html.runs_html(data, sorted(used), ui)))
     path = out_dir / f"{name}.html"
     path.write_text(html.page(_title(data), sections), encoding="utf-8")

@@ -54,6 +54,7 @@ class StudyInfo:
     labeled_manifests: list[str] = field(default_factory=list)
     unlabeled_manifests: list[str] = field(default_factory=list)
     teachers: list[str] = field(default_factory=list)
+    teacher_runs: list[str] = field(default_factory=list)  # the study's FINISHED ``teachers`` runs (diagnosis), newest first
 
 
 @dataclass
@@ -198,6 +199,8 @@ def load_study(c, uri: str, name: str) -> tuple[StudyInfo, pd.DataFrame, pd.Data
         labeled_manifests=_unique(t.get(TAG + "labeled_manifest") for t in tags),
         unlabeled_manifests=_unique(t.get(TAG + "unlabeled_manifest") for t in tags),
         teachers=_unique(t.get(TAG + "teachers") for t in tags),
+        teacher_runs=[r.info.run_id for r in sorted(
+            _search(c, exp.experiment_id, f"tags.`{TAG}role` = 'teachers' and attributes.status = 'FINISHED'"), key=lambda r: -r.info.start_time)],
     )
     return info, trials, params, folds
 
@@ -229,6 +232,16 @@ def load_studies(tracking_uri: str, studies: list[str] | str) -> StudyData:
     trials_df["n_folds"] = trials_df["run_id"].map(n).fillna(0).astype(int)
     trials_df = trials_df.sort_values(["study", "trial"], ignore_index=True)
     return StudyData(tracking_uri, infos, trials_df, folds_df, knobs)
+
+
+def load_teacher_summary(tracking_uri: str, run_id: str) -> pd.DataFrame:
+    """The ``teachers.csv`` a study's ``teachers`` run holds (one row per teacher file); empty if missing."""
+    c = tracking.client(tracking_uri)
+    with tempfile.TemporaryDirectory(prefix="liser-report-") as tmp:
+        try:
+            return pd.read_csv(c.download_artifacts(run_id, "teachers.csv", tmp))
+        except Exception:  # an older or damaged run: the section links to it without a table
+            return pd.DataFrame()
 
 
 def load_confusion(tracking_uri: str, fold_run_ids: list[str]) -> pd.DataFrame:

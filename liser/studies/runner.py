@@ -133,7 +133,46 @@ def prepare(study: Study, *, cache_dir: str | Path | None = None, progress: bool
         tracking.TAG + "unlabeled_manifest": unlabeled.corpus.manifest_hash() if unlabeled is not None else "",
         tracking.TAG + "teachers": ",".join(f"{k}:{f}={h}" for k, by in teacher_keys.items() for f, h in sorted(by.items())),
     }
-    return TrialContext(study, labeled, unlabeled, teachers, folds, "", "", tags, teacher_keys)
+    return TrialContext(study, labeled, unlabeled, teachers, folds, "", "", tags, teacher_keys, files)
+
+
+def log_teachers_run(ctx: TrialContext, log: Callable[[str], None] = print) -> str | None:
+    """The study's speech/video teachers, diagnosed once (``liser teacher report``) into a ``teachers`` run.
+
+    Metrics per teacher file (``{stem}.truth_accuracy``, ``.mean_confidence``, ``.top_share``,
+    ``.coverage``, ``.val_uar``), speech-video kappa and the warning count; the page and CSVs
+    as artifacts. A run for the same teacher files (their content hashes) is not logged twice.
+    """
+    import tempfile
+
+    from liser.reports.teachers import report_folder
+
+    files = [Path(p) for kind in ("speech", "video") for p in ctx.teacher_files.get(kind, {}).values()]
+    if not files:
+        return None
+    c = tracking.client(ctx.tracking_uri)
+    key = ctx.tags.get(tracking.TAG + "teachers", "")
+    found = c.search_runs([ctx.experiment_id], filter_string=f"tags.`{tracking.TAG}role` = 'teachers' and attributes.status = 'FINISHED'", max_results=50)
+    if any(r.data.tags.get(tracking.TAG + "teachers") == key for r in found):
+        return None
+    unlabeled = f"{ctx.unlabeled.corpus.name}:{ctx.unlabeled.corpus.root}" if ctx.unlabeled is not None else None
+    labeled = f"{ctx.labeled.corpus.name}:{ctx.labeled.corpus.root}"
+    with tempfile.TemporaryDirectory(prefix="liser-teachers-") as tmp:
+        diag, paths = report_folder(files[0].parent, unlabeled=unlabeled, labeled=labeled, out_dir=tmp, files=files)
+        run = c.create_run(ctx.experiment_id, run_name="teachers", tags={**ctx.tags, tracking.TAG + "role": "teachers"})
+        metrics = {"n_warnings": len(diag.warnings)}
+        for t in diag.teachers:
+            stem = Path(t.file).stem
+            metrics.update({f"{stem}.truth_accuracy": t.truth.get("accuracy"), f"{stem}.mean_confidence": t.mean_confidence,
+                            f"{stem}.top_share": t.top_class[1], f"{stem}.coverage": t.coverage, f"{stem}.val_uar": t.val_uar})
+        for g in diag.speech_video:
+            metrics[f"{g.a}.video_kappa"] = g.kappa
+        c.log_batch(run.info.run_id, metrics=tracking.metrics(metrics))
+        for path in paths:
+            c.log_artifact(run.info.run_id, str(path))
+        c.set_terminated(run.info.run_id, "FINISHED")
+    log(f"teacher diagnosis logged as run 'teachers' ({len(diag.warnings)} warning(s))" + "".join(f"\n  WARNING {w}" for w in diag.warnings))
+    return run.info.run_id
 
 
 def _search_corners(study: Study) -> list[dict]:
@@ -222,6 +261,7 @@ def run_study(
         ctx.experiment_id = tracking.setup_experiment(uri, artifact_root, study.name, exp_tags)
         ctx.tracking_uri = uri
         reconciled = tracking.reconcile_runs(uri, ctx.experiment_id)
+        log_teachers_run(ctx, log)
         ostudy = search.open_study(study, state)
         plan = search.reconcile(ostudy, study, retry_failed=retry_failed)
         if reconciled["folds_killed"] or plan.interrupted:

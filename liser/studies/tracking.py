@@ -111,7 +111,7 @@ def reconcile_runs(uri: str, experiment_id: str) -> dict[str, int]:
     return counts
 
 
-def _metrics(values: dict[str, float], step: int = 0):
+def metrics(values: dict[str, float], step: int = 0):
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
@@ -188,14 +188,14 @@ class TrialTracker:
         """Per-epoch curves; validation ones as ``epoch_val_*`` so the final ``val_uar`` stays the best epoch's."""
         prefix = "distil_" if row.get("stage") == "distil" else ""
         values = {prefix + ("epoch_" + k if k.startswith("val_") else k): v for k, v in row.items() if k not in ("stage", "epoch") and isinstance(v, (int, float))}
-        self.c.log_batch(run_id, metrics=_metrics(values, step=epoch))
+        self.c.log_batch(run_id, metrics=metrics(values, step=epoch))
 
     def finish_fold(self, run_id: str, *, config: dict, fold_record: dict, result: dict, classes: list[str], checkpoint: Path) -> None:
         """Final metrics, the confusion matrix (figure and table), fold file, config and checkpoint."""
         val, test = result["val"], result["test"]
         self.c.log_batch(
             run_id,
-            metrics=_metrics(
+            metrics=metrics(
                 {
                     "val_uar": val["uar"], "val_war": val["war"], "test_uar": test["uar"], "test_war": test["war"],
                     "best_epoch": result["best_epoch"], "fold_seconds": result["seconds"],
@@ -218,7 +218,7 @@ class TrialTracker:
         self.c.set_terminated(run_id, "FAILED")
 
     def finish(self, summary: dict[str, float], status: str = "FINISHED", error: str | None = None) -> None:
-        self.c.log_batch(self.parent_id, metrics=_metrics(summary))
+        self.c.log_batch(self.parent_id, metrics=metrics(summary))
         if error:
             self.c.set_tag(self.parent_id, TAG + "error", error[:5000])
         self.c.set_terminated(self.parent_id, status)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import tempfile
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -42,6 +42,7 @@ class TrialContext:
     experiment_id: str
     tags: dict[str, str]  # study-wide: commit, manifests, teacher keys, version
     teacher_keys: dict[str, dict[str, str]]  # kind -> fold ("all" or k) -> content hash
+    teacher_files: dict[str, dict] = field(default_factory=dict)  # kind -> fold (None or k) -> path
 
 
 def _fold_teacher_tags(ctx: TrialContext, fold: int) -> dict[str, str]:

@@ -21,17 +21,11 @@ from typing import Any
 
 import numpy as np
 
-# The face shown for each RAVDESS emotion: FERV39k has no "calm", which looks neutral.
-FERV_OF_EMOTION: dict[str, str] = {
-    "neutral": "neutral",
-    "calm": "neutral",
-    "happy": "happy",
-    "sad": "sad",
-    "angry": "angry",
-    "fearful": "fear",
-    "disgust": "disgust",
-    "surprised": "surprise",
-}
+from liser.constants import FERV39K_OF_EMOTION
+
+# The face shown for each RAVDESS emotion: the classes speech and video share, and FERV39k
+# has no "calm", which looks neutral.
+FERV_OF_EMOTION: dict[str, str] = {**FERV39K_OF_EMOTION, "calm": "neutral"}
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ teacher is right on the unlabeled clips themselves (:mod:`liser.teachers.truth`)
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from liser.audio import load_audio
@@ -52,6 +51,8 @@ def cache_speech_outputs(
             "val_uar": teacher.meta.get("val_uar"),
             "val_war": teacher.meta.get("val_war"),
             "backbone": teacher.meta.get("backbone"),
+            "labeled": f"{teacher.meta['corpus']}:{teacher.meta['corpus_root']}" if teacher.meta.get("corpus_root") else None,
+            "unlabeled": f"{unlabeled.name}:{unlabeled.root}",
         }
         outputs, run = run_teacher(
             unlabeled, "speech", teacher.classes, teacher.checkpoint_hash, teacher.settings,
@@ -86,11 +87,12 @@ def cache_video_outputs(
     out_dir = Path(out_dir)
     if source.startswith("import:"):
         outputs = import_dfer_outputs(source[len("import:") :], clip_ids=unlabeled.manifest["clip_id"])
+        outputs.meta["unlabeled"] = f"{unlabeled.name}:{unlabeled.root}"
         add_truth_scores(outputs, unlabeled.root)
         return outputs.save(out_dir / "video.npz"), None
     teacher = load_video_teacher(source)
     store = FaceStore(None if cache_dir is None else Path(cache_dir) / "faces", detector=detector)
-    meta = {"teacher": teacher.name, "detector": detector, "val_uar": getattr(teacher, "meta", {}).get("val_uar"), "val_war": getattr(teacher, "meta", {}).get("val_war")}
+    meta = {"teacher": teacher.name, "detector": detector, "unlabeled": f"{unlabeled.name}:{unlabeled.root}", "val_uar": getattr(teacher, "meta", {}).get("val_uar"), "val_war": getattr(teacher, "meta", {}).get("val_war")}
     settings = {"detector": detector, "face_size": store.size, "window_frames": DFER_WINDOW_FRAMES, "fps": VIDEO_FPS, "min_faces": teacher.min_faces}
     try:
         outputs, run = run_teacher(
@@ -102,26 +104,3 @@ def cache_video_outputs(
         store.save_hashes()
     add_truth_scores(outputs, unlabeled.root)
     return outputs.save(out_dir / "video.npz"), run
-
-
-def summarize_outputs(out_dir: str | Path) -> list[dict]:
-    """One row per teacher-output file: clips, segments with a target, the teacher's own validation metrics."""
-    rows = []
-    for path in sorted(Path(out_dir).glob("*.npz")):
-        out = TeacherOutputs.load(path)
-        truth = out.meta.get("hidden_truth", {})
-        rows.append(
-            {
-                "file": path.name,
-                "clips": len(out.clip_ids),
-                "valid_segments": f"{out.valid.mean():.0%}" if len(out.valid) else "-",
-                "teacher": out.meta.get("teacher"),
-                "val_uar": out.meta.get("val_uar"),
-                "val_war": out.meta.get("val_war"),
-                "truth_accuracy": truth.get("accuracy"),
-                "truth_top_class": truth.get("top_class"),
-                "truth_top_share": truth.get("top_class_share"),
-                "cache": json.dumps(out.meta.get("cache", {})),
-            }
-        )
-    return rows

@@ -56,7 +56,7 @@ def truth_scores(outputs: TeacherOutputs, truth: pd.DataFrame) -> dict:
 
 
 def score_calls(calls: dict[str, int], true: pd.Series, classes) -> dict:
-    """Accuracy, UAR and the most called class of per-clip class indices against true class names (any model: teacher or student)."""
+    """Accuracy, UAR, the confusion matrix and the most called class of per-clip class indices against true class names (any model: teacher or student)."""
     classes = list(classes)
     scored = [(classes.index(true[c]), p) for c, p in calls.items() if c in true.index and true[c] in classes]
     if not scored:
@@ -64,6 +64,8 @@ def score_calls(calls: dict[str, int], true: pd.Series, classes) -> dict:
     y, p = (np.asarray(v) for v in zip(*scored))
     shares = np.bincount(p, minlength=len(classes)) / len(p)
     top = int(shares.argmax())
+    confusion = np.zeros((len(classes), len(classes)), int)
+    np.add.at(confusion, (y, p), 1)
     return {
         "clips": int(len(y)),
         "accuracy": war(y, p),
@@ -71,6 +73,7 @@ def score_calls(calls: dict[str, int], true: pd.Series, classes) -> dict:
         "top_class": classes[top],
         "top_class_share": float(shares[top]),
         "shares": {c: round(float(v), 3) for c, v in zip(classes, shares)},
+        "confusion": confusion.tolist(),  # rows: true class, columns: called class
     }
 
 

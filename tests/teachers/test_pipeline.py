@@ -61,7 +61,7 @@ def test_cache_writes_teacher_files_with_teacher_metrics(teacher_dirs, synth_roo
         calls = clip_predictions(teacher)
         right = [teacher.classes[p] == truth.loc[c, column] for c, p in calls.items()]
         assert scored["column"] == column and scored["clips"] == len(calls) and scored["accuracy"] == pytest.approx(np.mean(right))
-    assert "on these clips (hidden truth)" in text and "called" in text
+    assert "teacher diagnosis of" in text and "truth acc" in text and "speech-video agreement" in text and "teachers.html" in text
 
 
 def test_second_cache_run_does_no_teacher_work(teacher_dirs, synth_root):
