@@ -45,6 +45,11 @@ class Corpus:
     def labeled(self) -> bool:
         return bool(self.classes)
 
+    @property
+    def spec(self) -> str:
+        """The ``name:path`` spec that reads this corpus again (``load_corpus``)."""
+        return f"{self.name}:{self.root}"
+
     def manifest_hash(self) -> str:
         """A short hash of what the corpus holds (ids, labels, speakers), for run tags."""
         cols = ["clip_id", "speaker", "label"]

@@ -11,6 +11,7 @@ Both return the paths they wrote.
 
 from __future__ import annotations
 
+from html import escape as _escape
 from pathlib import Path
 
 from liser.reports import figures, html
@@ -91,7 +92,7 @@ def _teachers_section(data: StudyData, ui: str) -> str:
         table = load_teacher_summary(data.tracking_uri, run)
         url = html.run_url(ui, s.experiment_id, run)
         parts.append(
-            f"<p>{s.name}: are the teachers any good on the unlabeled clips? Diagnosis in MLflow run {html.link(url, 'teachers')} "
+            f"<p>{_escape(s.name)}: are the teachers any good on the unlabeled clips? Diagnosis in MLflow run {html.link(url, 'teachers')} "
             f"(artifact <code>teachers.html</code>: class distributions, confidence, speech-video agreement; "
             f"the same page as <code>liser teacher report</code>).</p>"
             + (table[[c for c in TEACHER_COLUMNS if c in table]].to_html(border=0, index=False, na_rep="-", float_format=lambda v: f"{v:.3f}") if len(table) else "")

@@ -141,19 +141,15 @@ def build_teacher_report(diag: Diagnosis, out_dir: str | Path | None = None, *, 
     return paths
 
 
-def _spec_from_meta(folder: Path, key: str) -> str | None:
+def _spec_from_meta(files: dict, key: str) -> str | None:
     """The corpus spec the teacher files recorded when `liser teacher cache` wrote them."""
-    from liser.teachers.outputs import TeacherOutputs
+    from liser.teachers.outputs import read_meta
 
-    for path in sorted(folder.glob("*.npz")):
-        spec = TeacherOutputs.load(path).meta.get(key)
-        if spec:
-            return str(spec)
-    return None
+    return next((str(spec) for by_fold in files.values() for p in by_fold.values() if (spec := read_meta(p).get(key))), None)
 
 
 def report_folder(
-    folder: str | Path, *, unlabeled: str | None = None, labeled: str | None = None, out_dir: str | Path | None = None, files: list[Path] | None = None
+    folder: str | Path, *, unlabeled: str | None = None, labeled: str | None = None, out_dir: str | Path | None = None, files: dict | None = None
 ) -> tuple[Diagnosis, list[Path]]:
     """Diagnose a teacher-output folder and write its page; corpora default to the ones the files recorded.
 
@@ -161,14 +157,15 @@ def report_folder(
     hidden truth is looked up next to the unlabeled corpus (only the synthetic one has it).
     """
     from liser.corpora import load_corpus
-    from liser.teachers.diagnosis import diagnose, labeled_prior
+    from liser.teachers.diagnosis import diagnose, labeled_prior, speech_video_files
     from liser.teachers.truth import find_truth
 
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: not a folder of teacher-output files; give the --out folder of `liser teacher cache`")
-    unlabeled = unlabeled or _spec_from_meta(folder, "unlabeled")
-    labeled = labeled or _spec_from_meta(folder, "labeled")
+    files = files if files is not None else speech_video_files(folder)
+    unlabeled = unlabeled or _spec_from_meta(files, "unlabeled")
+    labeled = labeled or _spec_from_meta(files, "labeled")
     ids = truth = prior = None
     if unlabeled:
         corpus = load_corpus(unlabeled)

@@ -147,18 +147,18 @@ def log_teachers_run(ctx: TrialContext, log: Callable[[str], None] = print) -> s
 
     from liser.reports.teachers import report_folder
 
-    files = [Path(p) for kind in ("speech", "video") for p in ctx.teacher_files.get(kind, {}).values()]
+    files = {k: by_fold for k, by_fold in ctx.teacher_files.items() if k in ("speech", "video")}
     if not files:
         return None
     c = tracking.client(ctx.tracking_uri)
     key = ctx.tags.get(tracking.TAG + "teachers", "")
-    found = c.search_runs([ctx.experiment_id], filter_string=f"tags.`{tracking.TAG}role` = 'teachers' and attributes.status = 'FINISHED'", max_results=50)
-    if any(r.data.tags.get(tracking.TAG + "teachers") == key for r in found):
+    done = f"tags.`{tracking.TAG}role` = 'teachers' and tags.`{tracking.TAG}teachers` = '{key}' and attributes.status = 'FINISHED'"
+    if c.search_runs([ctx.experiment_id], filter_string=done, max_results=1):
         return None
-    unlabeled = f"{ctx.unlabeled.corpus.name}:{ctx.unlabeled.corpus.root}" if ctx.unlabeled is not None else None
-    labeled = f"{ctx.labeled.corpus.name}:{ctx.labeled.corpus.root}"
+    folder = Path(next(iter(next(iter(files.values())).values()))).parent
+    unlabeled = ctx.unlabeled.corpus.spec if ctx.unlabeled is not None else None
     with tempfile.TemporaryDirectory(prefix="liser-teachers-") as tmp:
-        diag, paths = report_folder(files[0].parent, unlabeled=unlabeled, labeled=labeled, out_dir=tmp, files=files)
+        diag, paths = report_folder(folder, unlabeled=unlabeled, labeled=ctx.labeled.corpus.spec, out_dir=tmp, files=files)
         run = c.create_run(ctx.experiment_id, run_name="teachers", tags={**ctx.tags, tracking.TAG + "role": "teachers"})
         metrics = {"n_warnings": len(diag.warnings)}
         for t in diag.teachers:

@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 
 from liser.constants import FERV39K_OF_EMOTION
-from liser.teachers.outputs import TeacherOutputs
-from liser.teachers.truth import TRUTH_COLUMN, clip_predictions, score_calls
+from liser.teachers.outputs import TeacherFiles, TeacherOutputs, find_teacher_files
+from liser.teachers.truth import TRUTH_COLUMN, clip_probs, score_calls
 
 # Warning thresholds (issue 12): a teacher "collapses" when one class takes more than
 # COLLAPSE_SHARE of the clips although no class exceeds PRIOR_MAX_SHARE of the labeled
@@ -37,17 +37,6 @@ PRIOR_MAX_SHARE = 0.3
 CONFIDENCE_FACTOR = 1.5
 KAPPA_CHANCE = 0.05
 CONFIDENCE_BINS = 10
-
-
-def clip_probs(outputs: TeacherOutputs) -> tuple[list[str], np.ndarray]:
-    """Clip ids with at least one valid segment, and their mean valid softmax [n, K]."""
-    ids, rows = [], []
-    for cid in outputs.clip_ids:
-        probs, valid = outputs.segments(cid)
-        if valid.any():
-            ids.append(cid)
-            rows.append(probs[valid].mean(0))
-    return ids, np.asarray(rows, np.float64).reshape(len(ids), len(outputs.classes))
 
 
 def cohen_kappa(a: np.ndarray, b: np.ndarray, k: int) -> tuple[float, float, float]:
@@ -74,6 +63,7 @@ class TeacherStats:
     corpus_clips: int | None  # clips in the unlabeled corpus, when known
     valid_share: float  # valid segments / segments
     shares: dict[str, float]  # predicted-class distribution over covered clips
+    calls: dict[str, int] = field(repr=False)  # per covered clip: the class index it calls
     confidence: np.ndarray = field(repr=False)  # per covered clip: max of the mean softmax
     mean_entropy: float = float("nan")  # nats
     val_uar: float | None = None
@@ -134,12 +124,11 @@ class Diagnosis:
     prior_source: str  # the labeled corpus, or "uniform (no labeled corpus given)"
     truth_file: Path | None
     unlabeled: str | None
+    agreement_warnings: list[str] = field(default_factory=list)
 
     @property
     def warnings(self) -> list[str]:
-        return [w for t in self.teachers for w in t.warnings] + self._agreement_warnings
-
-    _agreement_warnings: list[str] = field(default_factory=list)
+        return [w for t in self.teachers for w in t.warnings] + self.agreement_warnings
 
     def table(self) -> pd.DataFrame:
         return pd.DataFrame([t.row() for t in self.teachers])
@@ -150,14 +139,6 @@ class Diagnosis:
         return pd.DataFrame(rows, columns=["pair", "a", "b", "clips", "kappa", "observed", "chance"])
 
 
-def _fold_of(path: Path, out: TeacherOutputs) -> int | None:
-    fold = out.meta.get("fold")
-    if fold is None and "fold" in path.stem:
-        tail = path.stem.rsplit("fold", 1)[1]
-        fold = int(tail) if tail.isdigit() else None
-    return None if fold is None else int(fold)
-
-
 def labeled_prior(manifest: pd.DataFrame, classes) -> dict[str, float]:
     """The labeled corpus's class shares (the prior a healthy teacher's calls should not stray far from)."""
     counts = manifest["label"].value_counts()
@@ -165,7 +146,7 @@ def labeled_prior(manifest: pd.DataFrame, classes) -> dict[str, float]:
     return {c: float(counts.get(c, 0)) / total for c in classes}
 
 
-def _teacher_stats(path: Path, out: TeacherOutputs, corpus_ids: set[str] | None, truth: pd.DataFrame | None) -> TeacherStats:
+def _teacher_stats(path: Path, fold: int | None, out: TeacherOutputs, corpus_ids: set[str] | None, truth: pd.DataFrame | None) -> TeacherStats:
     ids, probs = clip_probs(out)
     if corpus_ids is not None:  # clips the corpus no longer holds do not count
         keep = [i for i, c in enumerate(ids) if c in corpus_ids]
@@ -173,15 +154,16 @@ def _teacher_stats(path: Path, out: TeacherOutputs, corpus_ids: set[str] | None,
     calls = probs.argmax(1) if len(ids) else np.zeros(0, int)
     shares = np.bincount(calls, minlength=len(out.classes)) / max(len(calls), 1)
     entropy = -np.sum(np.where(probs > 0, probs * np.log(np.clip(probs, 1e-12, None)), 0.0), axis=1)
+    by_clip = dict(zip(ids, map(int, calls)))
     scored = {}
     column = TRUTH_COLUMN.get(out.kind)
     if truth is not None and column in truth:
-        scored = score_calls({c: int(p) for c, p in zip(ids, calls)}, truth.set_index("clip_id")[column].astype(str), out.classes)
+        scored = score_calls(by_clip, truth.set_index("clip_id")[column].astype(str), out.classes)
     return TeacherStats(
-        file=path.name, kind=out.kind, name=str(out.meta.get("teacher") or path.stem), fold=_fold_of(path, out), classes=out.classes,
+        file=path.name, kind=out.kind, name=str(out.meta.get("teacher") or path.stem), fold=fold, classes=out.classes,
         clips=len(out.clip_ids), covered=len(ids), corpus_clips=len(corpus_ids) if corpus_ids is not None else None,
         valid_share=float(out.valid.mean()) if len(out.valid) else 0.0,
-        shares={c: float(s) for c, s in zip(out.classes, shares)}, confidence=probs.max(1) if len(ids) else np.zeros(0),
+        shares={c: float(s) for c, s in zip(out.classes, shares)}, calls=by_clip, confidence=probs.max(1) if len(ids) else np.zeros(0),
         mean_entropy=float(entropy.mean()) if len(ids) else float("nan"),
         val_uar=out.meta.get("val_uar"), val_war=out.meta.get("val_war"), truth=scored,
     )
@@ -201,8 +183,9 @@ def _collapse_warnings(t: TeacherStats, prior: dict[str, float]) -> list[str]:
     return found
 
 
-def _agreement(a: TeacherStats, pa: dict[str, int], b: TeacherStats, pb: dict[str, int], to_b: dict[str, str]) -> Agreement:
+def _agreement(a: TeacherStats, b: TeacherStats, to_b: dict[str, str]) -> Agreement:
     """Agreement on the clips both call; kappa in b's class space over the classes a maps onto."""
+    pa, pb = a.calls, b.calls
     both = [c for c in pa if c in pb]
     table = pd.crosstab(
         pd.Categorical([a.classes[pa[c]] for c in both], categories=a.classes),
@@ -217,51 +200,48 @@ def _agreement(a: TeacherStats, pa: dict[str, int], b: TeacherStats, pb: dict[st
     return Agreement(Path(a.file).stem, Path(b.file).stem, table, kappa, observed, chance, len(pairs))
 
 
+def speech_video_files(folder: str | Path) -> TeacherFiles:
+    """The speech and video teacher-output files of a folder (``speech[-foldK].npz``, ``video.npz``)."""
+    files = {k: v for k, v in find_teacher_files(folder).items() if k in ("speech", "video")}
+    if not files:
+        raise FileNotFoundError(f"{folder}: holds no speech or video teacher file (speech.npz, speech-foldK.npz, video.npz); write them with `liser teacher cache`")
+    return files
+
+
 def diagnose(
     folder: str | Path,
     *,
+    files: TeacherFiles | None = None,
     unlabeled_ids: list[str] | None = None,
     unlabeled: str | None = None,
     prior: dict[str, float] | None = None,
     prior_source: str | None = None,
     truth_file: str | Path | None = None,
-    files: list[Path] | None = None,
 ) -> Diagnosis:
-    """Measure every teacher-output file (``*.npz``) of ``folder``.
+    """Measure the speech and video teacher-output files of ``folder`` (or ``files``: kind -> fold -> path).
 
     ``unlabeled_ids`` (the unlabeled corpus's clips) turns coverage into a share of the
     corpus; ``prior`` is the labeled corpus's class shares (default: uniform over each
-    teacher's classes); ``truth_file`` is a hidden-truth CSV (the synthetic corpus's);
-    ``files`` narrows the folder to these speech/video teacher files.
+    teacher's classes); ``truth_file`` is a hidden-truth CSV (the synthetic corpus's).
     """
     folder = Path(folder)
-    paths = sorted(files) if files is not None else sorted(folder.glob("*.npz"))
-    if not paths:
-        raise FileNotFoundError(f"{folder}: holds no teacher-output file (*.npz); write them with `liser teacher cache`")
+    files = {k: files[k] for k in ("speech", "video") if k in files} if files is not None else speech_video_files(folder)
     truth = pd.read_csv(truth_file) if truth_file else None
     corpus_ids = set(unlabeled_ids) if unlabeled_ids is not None else None
-    loaded = [(p, TeacherOutputs.load(p)) for p in paths]
-    stats = [_teacher_stats(p, out, corpus_ids, truth) for p, out in loaded]
-    calls = [clip_predictions(out) for _, out in loaded]
-    if corpus_ids is not None:
-        calls = [{c: v for c, v in d.items() if c in corpus_ids} for d in calls]
-    source = prior_source if prior is not None else "uniform (no labeled corpus given)"
+    stats = [_teacher_stats(Path(p), fold, TeacherOutputs.load(p), corpus_ids, truth)
+             for kind in files for fold, p in sorted(files[kind].items(), key=lambda kv: -1 if kv[0] is None else kv[0])]
     for t in stats:
-        p = prior if prior is not None else {c: 1 / len(t.classes) for c in t.classes}
-        t.warnings = _collapse_warnings(t, p)
-    speech = [i for i, t in enumerate(stats) if t.kind == "speech"]
-    video = [i for i, t in enumerate(stats) if t.kind == "video"]
-    sv = [_agreement(stats[s], calls[s], stats[v], calls[v], FERV39K_OF_EMOTION) for s, v in itertools.product(speech, video)]
-    folds = [_agreement(stats[i], calls[i], stats[j], calls[j], {c: c for c in stats[i].classes})
-             for i, j in itertools.combinations(speech, 2) if stats[i].classes == stats[j].classes]
-    diag = Diagnosis(folder, stats, sv, folds, prior or {}, source, Path(truth_file) if truth_file else None, unlabeled)
-    for g in sv:
-        if g.clips and not (g.kappa >= KAPPA_CHANCE):
-            diag._agreement_warnings.append(
-                f"{g.a} and {g.b} agree on {g.observed:.0%} of {g.clips} clips, chance {g.chance:.0%} (kappa {g.kappa:.2f} < {KAPPA_CHANCE:g}): "
-                "no better than chance, so at least one of them says nothing about these clips"
-            )
-    return diag
+        t.warnings = _collapse_warnings(t, prior if prior is not None else {c: 1 / len(t.classes) for c in t.classes})
+    speech = [t for t in stats if t.kind == "speech"]
+    sv = [_agreement(s, v, FERV39K_OF_EMOTION) for s, v in itertools.product(speech, [t for t in stats if t.kind == "video"])]
+    folds = [_agreement(a, b, {c: c for c in a.classes}) for a, b in itertools.combinations(speech, 2) if a.classes == b.classes]
+    warnings = [
+        f"{g.a} and {g.b} agree on {g.observed:.0%} of {g.clips} clips, chance {g.chance:.0%} (kappa {g.kappa:.2f} < {KAPPA_CHANCE:g}): "
+        "no better than chance, so at least one of them says nothing about these clips"
+        for g in sv if g.clips and not g.kappa >= KAPPA_CHANCE
+    ]
+    source = prior_source if prior is not None else "uniform (no labeled corpus given)"
+    return Diagnosis(folder, stats, sv, folds, prior or {}, source, Path(truth_file) if truth_file else None, unlabeled, warnings)
 
 
 def fmt(value, spec: str = ".3f") -> str:

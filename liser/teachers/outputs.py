@@ -169,6 +169,15 @@ def _load(path: str | Path, build, what: str, fix: str):
     return out
 
 
+def read_meta(path: str | Path) -> dict:
+    """A teacher file's metadata alone (provenance, metrics), without reading its arrays."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return json.loads(str(data["meta"]))
+    except Exception as exc:
+        raise TeacherFileError(f"{path}: not a readable teacher file ({type(exc).__name__}: {exc}); regenerate it with `liser teacher cache`.") from exc
+
+
 CLIP_KINDS = ("prosodic", "linguistic", "upstream")
 
 

@@ -52,7 +52,7 @@ def cache_speech_outputs(
             "val_war": teacher.meta.get("val_war"),
             "backbone": teacher.meta.get("backbone"),
             "labeled": f"{teacher.meta['corpus']}:{teacher.meta['corpus_root']}" if teacher.meta.get("corpus_root") else None,
-            "unlabeled": f"{unlabeled.name}:{unlabeled.root}",
+            "unlabeled": unlabeled.spec,
         }
         outputs, run = run_teacher(
             unlabeled, "speech", teacher.classes, teacher.checkpoint_hash, teacher.settings,
@@ -87,12 +87,12 @@ def cache_video_outputs(
     out_dir = Path(out_dir)
     if source.startswith("import:"):
         outputs = import_dfer_outputs(source[len("import:") :], clip_ids=unlabeled.manifest["clip_id"])
-        outputs.meta["unlabeled"] = f"{unlabeled.name}:{unlabeled.root}"
+        outputs.meta["unlabeled"] = unlabeled.spec
         add_truth_scores(outputs, unlabeled.root)
         return outputs.save(out_dir / "video.npz"), None
     teacher = load_video_teacher(source)
     store = FaceStore(None if cache_dir is None else Path(cache_dir) / "faces", detector=detector)
-    meta = {"teacher": teacher.name, "detector": detector, "unlabeled": f"{unlabeled.name}:{unlabeled.root}", "val_uar": getattr(teacher, "meta", {}).get("val_uar"), "val_war": getattr(teacher, "meta", {}).get("val_war")}
+    meta = {"teacher": teacher.name, "detector": detector, "unlabeled": unlabeled.spec, "val_uar": getattr(teacher, "meta", {}).get("val_uar"), "val_war": getattr(teacher, "meta", {}).get("val_war")}
     settings = {"detector": detector, "face_size": store.size, "window_frames": DFER_WINDOW_FRAMES, "fps": VIDEO_FPS, "min_faces": teacher.min_faces}
     try:
         outputs, run = run_teacher(

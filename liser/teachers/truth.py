@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from liser.evaluate import uar, war
+from liser.evaluate import confusion, uar, war
 from liser.teachers.outputs import TeacherOutputs
 
 TRUTH_FILE = "avclips_truth.csv"
@@ -30,14 +30,21 @@ def find_truth(corpus_root: str | Path) -> Path | None:
     return path if path.is_file() else None
 
 
-def clip_predictions(outputs: TeacherOutputs) -> dict[str, int]:
-    """Per clip with at least one valid segment: the argmax of its valid segment softmaxes averaged (how the trainer reads it)."""
-    preds = {}
+def clip_probs(outputs: TeacherOutputs) -> tuple[list[str], np.ndarray]:
+    """Clip ids with at least one valid segment, and their valid segment softmaxes averaged [n, K] (how the trainer reads a crop)."""
+    ids, rows = [], []
     for cid in outputs.clip_ids:
         probs, valid = outputs.segments(cid)
         if valid.any():
-            preds[cid] = int(probs[valid].mean(0).argmax())
-    return preds
+            ids.append(cid)
+            rows.append(probs[valid].mean(0))
+    return ids, np.asarray(rows, np.float64).reshape(len(ids), len(outputs.classes))
+
+
+def clip_predictions(outputs: TeacherOutputs) -> dict[str, int]:
+    """Per clip with at least one valid segment: the argmax of its averaged valid segment softmaxes."""
+    ids, probs = clip_probs(outputs)
+    return dict(zip(ids, map(int, probs.argmax(1)))) if ids else {}
 
 
 def truth_scores(outputs: TeacherOutputs, truth: pd.DataFrame) -> dict:
@@ -64,8 +71,6 @@ def score_calls(calls: dict[str, int], true: pd.Series, classes) -> dict:
     y, p = (np.asarray(v) for v in zip(*scored))
     shares = np.bincount(p, minlength=len(classes)) / len(p)
     top = int(shares.argmax())
-    confusion = np.zeros((len(classes), len(classes)), int)
-    np.add.at(confusion, (y, p), 1)
     return {
         "clips": int(len(y)),
         "accuracy": war(y, p),
@@ -73,7 +78,7 @@ def score_calls(calls: dict[str, int], true: pd.Series, classes) -> dict:
         "top_class": classes[top],
         "top_class_share": float(shares[top]),
         "shares": {c: round(float(v), 3) for c, v in zip(classes, shares)},
-        "confusion": confusion.tolist(),  # rows: true class, columns: called class
+        "confusion": confusion(y, p, len(classes)).tolist(),  # rows: true class, columns: called class
     }
 
 

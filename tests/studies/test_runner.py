@@ -42,7 +42,10 @@ def test_four_parallel_trials_log_the_full_run_tree(tmp_path, write_study, local
     c, runs = runs_of(summary.tracking_uri, "four")
     parents = [r for r in runs if r.data.tags["liser.role"] == "trial"]
     children = [r for r in runs if r.data.tags["liser.role"] == "fold"]
-    assert len(parents) == 4 and len(children) == 8
+    teachers = [r for r in runs if r.data.tags["liser.role"] == "teachers"]  # one teacher diagnosis per study
+    assert len(parents) == 4 and len(children) == 8 and len(teachers) == 1 and len(runs) == 13
+    scored = {k.split(".")[0] for k in teachers[0].data.metrics if k.endswith(".truth_accuracy")}  # scored on the hidden truth
+    assert "video" in scored and any(k.startswith("speech") for k in scored) and "n_warnings" in teachers[0].data.metrics
     assert all(r.info.status == "FINISHED" for r in runs)
     by_parent = {p.info.run_id: sorted(int(ch.data.tags["liser.fold"]) for ch in children if ch.data.tags["mlflow.parentRunId"] == p.info.run_id) for p in parents}
     assert all(folds == [0, 1] for folds in by_parent.values())
@@ -80,7 +83,7 @@ def test_four_parallel_trials_log_the_full_run_tree(tmp_path, write_study, local
     assert sum(row[-1] for row in table["data"]) == ch.data.metrics["n_test"]
 
     again = run_study(load_study(path), root=tmp_path, progress=False, log=lambda _: None)  # nothing owed: nothing re-run
-    assert again.plan.to_run == 0 and len(runs_of(summary.tracking_uri, "four")[1]) == 12
+    assert again.plan.to_run == 0 and len(runs_of(summary.tracking_uri, "four")[1]) == 13  # the teachers run is not logged twice
 
 
 def cli(*args):
@@ -210,7 +213,8 @@ def test_study_on_an_existing_ray_cluster(tmp_path, write_study):
         assert done.returncode == 0, done.stdout + done.stderr
         assert "2 COMPLETE" in done.stdout
         _, runs = runs_of(tracking.resolve_tracking_uri(None, tmp_path)[0], "clu")
-        assert len(runs) == 6 and all(r.info.status == "FINISHED" for r in runs)
+        roles = sorted(r.data.tags["liser.role"] for r in runs)
+        assert roles == ["fold"] * 4 + ["teachers"] + ["trial"] * 2 and all(r.info.status == "FINISHED" for r in runs)
         assert head.poll() is None  # the cluster outlives the study that joined it
     finally:
         os.killpg(head.pid, signal.SIGTERM)
