@@ -25,11 +25,13 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(BIN)/liser demo
 
-# Two pytest processes: everything but Ray on 2 workers, then the Ray tests in one process
-# (each starts a local Ray that wants both cores). --timeout turns a hang into a traceback.
+# Two pytest runs: everything but Ray on 2 workers, then the Ray tests on 2 workers too, each
+# with its own local Ray (much of a Ray test is waiting on process starts and servers); the
+# demo's tests share one worker so `liser demo --quick` runs once. --timeout turns a hang
+# into a traceback.
 test: setup
 	$(BIN)/python -m pytest -q -n 2 -m "not ray" --timeout 900
-	$(BIN)/python -m pytest -q -m ray --timeout 900
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup -m ray --timeout 900
 
 clean:
 	rm -rf $(VENV) data/synth runs mlflow/mlflow.db mlflow/artifacts mlflow/studies dashboards/*.html

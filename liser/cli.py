@@ -720,7 +720,7 @@ def demo_cmd(root, quick, studies_dir, methods, quiet) -> None:
 @click.option("--telemetry", is_flag=True, help="let the MLflow UI send usage telemetry (off by default)")
 def ui_cmd(tracking_uri, port, telemetry) -> None:
     """Start the MLflow UI on 127.0.0.1 over the project's store and print its URL (Ctrl-C stops it)."""
-    from liser.ui import start_server, stop_server, wait_ready
+    from liser.ui import start_server, stop_server, study_urls, wait_ready
 
     try:
         proc, url = start_server(tracking_uri, port=port or None, telemetry=telemetry)
@@ -736,6 +736,8 @@ def ui_cmd(tracking_uri, port, telemetry) -> None:
         click.echo(f"starting the MLflow UI on {url} ...")
         wait_ready(url, proc)
         click.echo(f"MLflow UI: {url}   (Ctrl-C to stop)", err=False)
+        for name, link in study_urls(tracking_uri, url):
+            click.echo(f"  study {name}: {link}")
         proc.wait()
     except (RuntimeError, TimeoutError) as exc:
         _fail(f"{exc}; is port {port} in use? try --port 0")

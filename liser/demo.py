@@ -38,12 +38,23 @@ class DemoSettings:
     fractions: tuple[float, ...] | None = None  # None: demo-fraction.yaml's own
     configurations: tuple[str, ...] | None = None  # None: demo.yaml's own
     methods: tuple[str, ...] = ("liser",)  # add "emodistill" and/or "nsl" for their teachers and studies
+    backbone_steps: int | None = None  # None: the tiny-synth backbone's own pretraining (1500 steps)
+    method_trials: int | None = None  # None: every trial of the EmoDistill and NSL demo studies
     seed: int = 0
 
     @classmethod
     def quick(cls) -> "DemoSettings":
         return cls(actors=5, unlabeled_clips=8, teacher_epochs=1, face_videos=14, dfer_epochs=1, epochs=1, folds=(0, 1),
-                   fractions=(0.5,), configurations=("no-dstl", "vid-sp-dstl", "distill-ce", "two-stage-train"))
+                   fractions=(0.5,), configurations=("no-dstl", "vid-sp-dstl", "distill-ce", "two-stage-train"),
+                   backbone_steps=150, method_trials=2)
+
+    def backbone(self) -> str:
+        """The speech backbone: ``tiny-synth``, or a shorter pretraining of it (its own cached folder)."""
+        if self.backbone_steps is None:
+            return "tiny-synth"
+        from liser.teachers.speech import TinySynthRecipe, tiny_synth_backbone
+
+        return str(tiny_synth_backbone(TinySynthRecipe(steps=self.backbone_steps)))
 
 
 @dataclass
@@ -93,7 +104,7 @@ def _teachers(synth: Path, folds: list[int], s: DemoSettings, progress: bool, lo
 
     labeled = load_corpus(f"ravdess:{synth / 'ravdess'}")
     speech_dir, out = synth / "speech-teachers", synth / "teachers"
-    cfg = make_config(backbone="tiny-synth", epochs=s.teacher_epochs, threads=2)
+    cfg = make_config(backbone=s.backbone(), epochs=s.teacher_epochs, threads=2)
     all_folds = folds_for(labeled.manifest, 5, 0)  # the folds the studies make (n 5, seed 0)
     summary_path = speech_dir / SUMMARY_FILE
     done = json.loads(summary_path.read_text()) if summary_path.exists() else {}
@@ -167,7 +178,7 @@ def _nsl_teachers(synth: Path, s: DemoSettings, progress: bool, log) -> Path:
 
     source, target = load_corpus(f"ravdess:{synth / 'ravdess'}"), load_corpus(f"cremad:{synth / 'cremad'}")
     out = synth / "nsl-teachers"
-    cfg = make_config(backbone="tiny-synth", epochs=s.teacher_epochs, threads=2)
+    cfg = make_config(backbone=s.backbone(), epochs=s.teacher_epochs, threads=2)
     fit_upstream(source, cfg, out / "upstream-teacher", progress=progress, log=lambda m: log("      NSL " + m))
     outputs, _ = embed_corpus(out / "upstream-teacher", target, out / "upstream.npz", progress=progress)
     log(f"      NSL upstream: {len(outputs)} target clips embedded (dim {outputs.embeddings.shape[1]})")
@@ -190,6 +201,9 @@ def _study(path: Path, synth: Path, teachers: Path, s: DemoSettings, *, fraction
         data["grid"] = {**data["grid"], "labeled_fraction": list(s.fractions)}
     if not fraction and labeled is None and s.configurations is not None:
         data["configurations"] = list(s.configurations)
+    if labeled is not None and s.method_trials is not None:  # the first and last rows of a method's study
+        idx = study.subset if study.subset is not None else list(range(len(study.points())))
+        data["subset"] = sorted({idx[0], idx[-1]})[: s.method_trials]
     study = Study.model_validate(data)
     check_trials(study, path)
     return study

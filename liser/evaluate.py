@@ -7,11 +7,14 @@ at frame round(t / 32 ms), so the stride alternates between 3 and 4 frames.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import torch
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from liser.constants import CROP_FRAMES, EVAL_STRIDE_SECONDS, HOP_SECONDS, PAD_DB
 
@@ -33,10 +36,40 @@ def window_starts(n_frames: int, stride_s: float = EVAL_STRIDE_SECONDS) -> np.nd
     return np.unique(starts[starts <= last])
 
 
-@torch.no_grad()
-def predict_logits(model: torch.nn.Module, feats: Sequence[np.ndarray], device: torch.device | str = "cpu", batch_size: int = 256) -> np.ndarray:
+def _conv_bn_pairs(model: nn.Module):
+    for seq in model.modules():
+        if isinstance(seq, nn.Sequential):
+            for i in range(len(seq) - 1):
+                if isinstance(seq[i], nn.Conv2d) and isinstance(seq[i + 1], nn.BatchNorm2d):
+                    yield seq, i
+
+
+def inference_copy(model: nn.Module) -> nn.Module:
+    """An eval-mode copy with each Conv2d -> BatchNorm2d pair folded into one Conv2d.
+
+    In eval mode BatchNorm is a fixed per-channel affine map, so folding it into the
+    convolution computes the same function with one pass fewer over the largest
+    activations (about a third of a LiSER student's window time on the CPU); logits
+    agree to float rounding (~1e-6). The model itself is left untouched.
+    """
+    if not any(True for _ in _conv_bn_pairs(model)):
+        return model.eval()
+    fused = copy.deepcopy(model).eval()
+    for seq, i in list(_conv_bn_pairs(fused)):
+        conv = seq[i]
+        channels_last = conv.weight.is_contiguous(memory_format=torch.channels_last) and not conv.weight.is_contiguous()
+        seq[i] = fuse_conv_bn_eval(conv, seq[i + 1])
+        if channels_last:
+            seq[i] = seq[i].to(memory_format=torch.channels_last)
+        seq[i + 1] = nn.Identity()
+    return fused
+
+
+@torch.inference_mode()
+def predict_logits(model: nn.Module, feats: Sequence[np.ndarray], device: torch.device | str = "cpu", batch_size: int = 256) -> np.ndarray:
     """Clip-level g_sup logits [N, K_S]: the mean over each clip's sliding windows."""
     model.eval()
+    model = inference_copy(model)
     owners, windows = [], []
     for i, feat in enumerate(feats):
         for s in window_starts(feat.shape[1]):

@@ -208,7 +208,7 @@ def train_fold(
                 on_epoch(fold.index, epoch, history[-1])
 
     opt = optimizer()  # joint training, or stage 2 of two-stage: a fresh optimiser
-    best_uar, best_epoch, best_state = -1.0, 0, None
+    best_uar, best_epoch, best_state, best_val = -1.0, 0, None, None
     bar = tqdm(range(1, cfg.epochs + 1), desc=f"fold {fold.index}", disable=not progress, leave=False)
     for epoch in bar:
         t0 = time.time()
@@ -219,7 +219,7 @@ def train_fold(
         row.update(train_seconds=t1 - t0, eval_seconds=time.time() - t1)
         history.append(row)
         if val.uar > best_uar:
-            best_uar, best_epoch, best_state = val.uar, epoch, copy.deepcopy(model.state_dict())
+            best_uar, best_epoch, best_state, best_val = val.uar, epoch, copy.deepcopy(model.state_dict()), val
         bar.set_postfix(loss=f"{row['loss']:.3f}", val_uar=f"{val.uar:.3f}", best=f"{best_uar:.3f}@{best_epoch}")
         if on_epoch:
             on_epoch(fold.index, epoch, row)
@@ -227,7 +227,7 @@ def train_fold(
             break
 
     model.load_state_dict(best_state)
-    val = evaluate(model, val_x, val_y, n_classes, device)
+    val = best_val  # measured on exactly these weights at the best epoch: no second pass
     test = evaluate(model, [feats[c] for c in test_rows["clip_id"]], test_rows["label_index"].to_numpy(), n_classes, device)
     counts = {"train": len(train_rows), "val": len(val_rows), "test": len(test_rows), "parameters": count_parameters(model), "steps_per_epoch": steps, **method.counts}
     if sampler is not None:

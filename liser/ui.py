@@ -16,7 +16,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from liser.studies.tracking import resolve_tracking_uri
+from liser.studies.tracking import TAG, client, resolve_tracking_uri
+
+# MLflow 3 opens an experiment in its GenAI view unless told otherwise; a study's trials
+# and fold runs live in the model-training view ("machine_learning").
+TRAINING_VIEW = "workflowType=machine_learning"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -67,6 +71,14 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 90.0) -> None:
             pass
         time.sleep(0.5)
     raise TimeoutError(f"mlflow server did not answer at {url} within {timeout:.0f} s")
+
+
+def study_urls(tracking_uri: str | None, url: str, *, root: str | Path = ".") -> list[tuple[str, str]]:
+    """(study, URL) for each liser study in the store: its runs table in the model-training
+    view, where trials hold their fold runs nested under them. Newest study first."""
+    uri, _ = resolve_tracking_uri(tracking_uri, root)
+    exps = client(uri).search_experiments(filter_string=f"tags.`{TAG}study` != ''", order_by=["last_update_time DESC"], max_results=100)
+    return [(e.name, f"{url}/#/experiments/{e.experiment_id}/runs?{TRAINING_VIEW}") for e in exps]
 
 
 def stop_server(proc: subprocess.Popen, timeout: float = 20.0) -> None:

@@ -46,3 +46,36 @@ def test_predict_averages_window_logits_per_clip():
     expected = np.mean([clip[:, s : s + CROP_FRAMES].mean() for s in window_starts(clip.shape[1])])
     assert np.isclose(logits[0, 0], expected, rtol=1e-5)
     assert np.isclose(logits[1, 0], clip[:, :CROP_FRAMES].mean(), rtol=1e-5)
+
+
+def _trained_bn(model):
+    """A student whose BatchNorm layers hold non-trivial running statistics."""
+    model.train()
+    with torch.no_grad():
+        for seed in range(3):
+            model(torch.randn(16, 64, CROP_FRAMES, generator=torch.Generator().manual_seed(seed)) * 10 - 40)
+    return model.eval()
+
+
+def test_inference_copy_folds_batchnorm_and_scores_the_same():
+    from liser.evaluate import inference_copy
+    from liser.model import CNN6, Student
+
+    x = torch.randn(8, 64, CROP_FRAMES, generator=torch.Generator().manual_seed(9)) * 10 - 40
+    for model in (_trained_bn(Student()), _trained_bn(CNN6(channels=(8, 8, 8, 8), embedding=16))):
+        fused = inference_copy(model)
+        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+        assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) >= 3  # the student itself is untouched
+        with torch.no_grad():
+            assert torch.allclose(model(x).sup, fused(x).sup, atol=1e-5)
+
+
+def test_predict_logits_matches_the_unfused_student_window_by_window():
+    from liser.model import Student
+
+    model = _trained_bn(Student())
+    rng = np.random.default_rng(0)
+    clips = [(rng.standard_normal((64, n)) * 10 - 40).astype(np.float32) for n in (80, CROP_FRAMES, 120)]
+    with torch.no_grad():  # the plain way: every window through the BatchNorm student, logits averaged per clip
+        plain = np.stack([model(torch.from_numpy(np.stack([fit_frames(c, s) for s in window_starts(c.shape[1])]))).sup.mean(0).numpy() for c in clips])
+    assert np.allclose(predict_logits(model, clips), plain, atol=1e-5)

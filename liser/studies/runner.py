@@ -79,8 +79,7 @@ def prepare(study: Study, *, cache_dir: str | Path | None = None, progress: bool
     """Load corpora, teachers and folds once; fail here, with the field to fix, not in a trial."""
     from liser.data import load_corpus_data, load_teachers
     from liser.folds import folds_for, load_folds
-    from liser.storage import sha1_file
-    from liser.teachers.outputs import TeacherFileError, find_teacher_files
+    from liser.teachers.outputs import TeacherFileError, content_hash, find_teacher_files
 
     configs = [study.resolve(p) for p in (study.points() if study.search is None else _search_corners(study))]
     kinds = sorted({k for c in configs for k in c.teacher_kinds})
@@ -112,7 +111,7 @@ def prepare(study: Study, *, cache_dir: str | Path | None = None, progress: bool
         teachers = load_teachers(files, labeled.corpus.classes)
     except (ValueError, FileNotFoundError, TeacherFileError) as exc:
         raise StudyError(f"{where}: {exc}") from exc
-    teacher_keys = {kind: {("all" if f is None else str(f)): sha1_file(p)[:12] for f, p in by_fold.items()} for kind, by_fold in files.items()}
+    teacher_keys = {kind: {("all" if f is None else str(f)): content_hash(p)[:12] for f, p in by_fold.items()} for kind, by_fold in files.items()}
     speakers = labeled.table["speaker"].unique()
     try:
         if study.folds.file:
@@ -257,7 +256,8 @@ def run_study(
     uri, artifact_root = tracking.resolve_tracking_uri(tracking_uri, root)
     with study_lock(state, study.name):
         ctx = prepare(study, cache_dir=cache_dir, progress=progress, where=where)
-        exp_tags = {tracking.TAG + "study": study.name, tracking.TAG + "kind": study.kind, tracking.TAG + "spec_hash": study.spec_hash(), "mlflow.note.content": study.description}
+        exp_tags = {tracking.TAG + "study": study.name, tracking.TAG + "kind": study.kind, tracking.TAG + "spec_hash": study.spec_hash(), "mlflow.note.content": study.description,
+                    "mlflow.experimentKind": "custom_model_development"}  # MLflow 3: the model-training view, not GenAI
         ctx.experiment_id = tracking.setup_experiment(uri, artifact_root, study.name, exp_tags)
         ctx.tracking_uri = uri
         reconciled = tracking.reconcile_runs(uri, ctx.experiment_id)

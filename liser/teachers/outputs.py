@@ -144,13 +144,32 @@ class TeacherOutputs:
 
 
 def _save(path: str | Path, meta: dict, *, clip_ids: list[str], **arrays: np.ndarray) -> Path:
-    """Write a teacher file atomically: a crash never leaves half a file behind."""
+    """Write a teacher file atomically: a crash never leaves half a file behind.
+
+    A file that already holds exactly this content is left untouched: studies key their
+    runs by the file's hash, and a zip archive's bytes change with its write time.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    content = {"clip_ids": np.asarray(clip_ids, dtype=str), "meta": np.asarray(json.dumps(meta)), **arrays}
+    if _holds(path, content):
+        return path
     tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, clip_ids=np.asarray(clip_ids, dtype=str), meta=np.asarray(json.dumps(meta)), **arrays)
+    np.savez(tmp, **content)
     tmp.replace(path)
     return path
+
+
+def _holds(path: Path, content: dict[str, np.ndarray]) -> bool:
+    if not path.is_file():
+        return False
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return set(data.files) == set(content) and all(
+                data[k].dtype == v.dtype and data[k].shape == v.shape and np.array_equal(data[k], v) for k, v in content.items()
+            )
+    except Exception:  # unreadable: overwrite it
+        return False
 
 
 def _load(path: str | Path, build, what: str, fix: str):
@@ -167,6 +186,28 @@ def _load(path: str | Path, build, what: str, fix: str):
         ) from exc
     out.validate(str(path))
     return out
+
+
+def content_hash(path: str | Path) -> str:
+    """SHA-1 of what a teacher file holds: its arrays and its metadata, less the record of how
+    the cache made it this time (``cache``: computed vs reused), which says nothing of the outputs."""
+    import hashlib
+
+    digest = hashlib.sha1()
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            for key in sorted(data.files):
+                value = data[key]
+                if key == "meta":
+                    meta = json.loads(str(value))
+                    meta.pop("cache", None)
+                    digest.update(json.dumps(meta, sort_keys=True).encode())
+                else:
+                    digest.update(f"{key}:{value.dtype.str}:{value.shape}".encode())
+                    digest.update(np.ascontiguousarray(value).tobytes())
+    except Exception as exc:
+        raise TeacherFileError(f"{path}: not a readable teacher file ({type(exc).__name__}: {exc}); regenerate it with `liser teacher cache`.") from exc
+    return digest.hexdigest()
 
 
 def read_meta(path: str | Path) -> dict:

@@ -13,12 +13,19 @@ STUDIES = sorted((Path(__file__).resolve().parents[2] / "studies").glob("*.yaml"
 pytestmark = pytest.mark.ray
 
 
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """One project root for every smoke study, as a user's checkout holds one MLflow store
+    (mlflow/mlflow.db) for all its studies; each study is its own experiment there."""
+    return tmp_path_factory.mktemp("smoke-project")
+
+
 @pytest.mark.parametrize("path", STUDIES, ids=lambda p: p.stem)
-def test_shipped_study_smoke(path, synth_root, tmp_path, local_ray):
+def test_shipped_study_smoke(path, synth_root, project, tmp_path, local_ray):
     shipped = load_study(path)
     kind = shipped.labeled.split(":")[0]
     study = smoke(load_study(path, **corpus_fields(synth_root, kind, study_method(shipped))))
-    summary = run_study(study, root=tmp_path, progress=False, log=lambda _: None)
+    summary = run_study(study, root=project, progress=False, log=lambda _: None)
     assert summary.plan.to_run == len(summary.trials) >= 1
     assert all(t["state"] == "COMPLETE" for t in summary.trials), summary.trials
     assert all(0 <= t["val_uar"] <= 1 for t in summary.trials)

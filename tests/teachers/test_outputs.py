@@ -38,3 +38,31 @@ def test_corrupt_and_invalid_files_name_the_file(tmp_path):
     empty.mkdir()
     with pytest.raises(TeacherFileError, match="holds no teacher-output file"):
         find_teacher_files(empty)
+
+
+def test_saving_the_same_content_keeps_the_file_and_its_hash(tmp_path):
+    """Studies key runs by a teacher file's hash; a re-cache of identical outputs must not change it."""
+    import hashlib
+    import os
+
+    out = _outputs()
+    path = out.save(tmp_path / "video.npz")
+    digest, stamp = hashlib.sha1(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns
+    os.utime(path, ns=(stamp - 10**9, stamp - 10**9))  # as if written a second earlier
+    out.save(path)
+    assert hashlib.sha1(path.read_bytes()).hexdigest() == digest and path.stat().st_mtime_ns == stamp - 10**9
+    out.meta["teacher"] = "another"  # new content: written
+    out.save(path)
+    assert TeacherOutputs.load(path).meta["teacher"] == "another" and hashlib.sha1(path.read_bytes()).hexdigest() != digest
+
+
+def test_content_hash_ignores_how_the_cache_made_the_file(tmp_path):
+    from liser.teachers.outputs import content_hash
+
+    out = _outputs()
+    out.meta["cache"] = {"computed": 2, "cached": 0}
+    first = content_hash(out.save(tmp_path / "a.npz"))
+    out.meta["cache"] = {"computed": 0, "cached": 2}  # the same outputs, all reused this time
+    assert content_hash(out.save(tmp_path / "b.npz")) == first
+    out.probs[0, 0] = 0.5  # other outputs: another hash
+    assert content_hash(out.save(tmp_path / "c.npz")) != first
