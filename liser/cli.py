@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from liser import __version__
+from liser.errors import DataError, LiserError
 
 CORPUS_SPEC = "NAME:PATH, e.g. ravdess:data/synth/ravdess (corpora: ravdess, cremad, iemocap, table (alias csv), avclips)"
 
@@ -18,8 +19,27 @@ def _fail(message: str) -> None:
     raise click.ClickException(message)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Liser(click.Group):
+    """Turns every :class:`LiserError` into one line and its exit code; ``--debug`` keeps the traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except LiserError as exc:
+            if ctx.meta.get("liser.debug") or os.environ.get("LISER_DEBUG"):
+                raise
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            click.echo(f"Error: {message}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+def _debug(ctx: click.Context, _param, value: bool) -> None:
+    ctx.meta["liser.debug"] = value
+
+
+@click.group(cls=_Liser, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="liser")
+@click.option("--debug", is_flag=True, expose_value=False, is_eager=True, callback=_debug, help="show the traceback of a user error too (or set LISER_DEBUG=1)")
 def main() -> None:
     """liser: knowledge-distillation studies for speech emotion recognition.
 
@@ -75,7 +95,7 @@ def data_synth(out_dir: Path, actors: int, unlabeled_clips: int, seed: int, samp
 
 @data.command("check")
 @click.argument("spec")
-@click.option("--cache-dir", type=click.Path(path_type=Path), help="feature cache (default $LISER_CACHE or ~/.cache/liser)")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), help="feature cache (default $LISER_CACHE or ~/.cache/liser)")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="also write the report as JSON")
 def data_check(spec: str, cache_dir: Path | None, json_out: Path | None) -> None:
     """What is in a corpus, what is unusable and why. SPEC is NAME:PATH.
@@ -101,11 +121,17 @@ def data_check(spec: str, cache_dir: Path | None, json_out: Path | None) -> None
     click.echo(f"  skipped        {len(skipped)}")
     for reason, group in skipped.groupby("reason"):
         click.echo(f"    {len(group):5d}  {reason}   e.g. {group['path'].iloc[0]}")
+    ignored = report["ignored"]
+    if ignored:
+        kinds = sorted({Path(f).suffix.lower() or "(no extension)" for f in ignored})
+        click.echo(f"  ignored        {len(ignored)} files that are not {report['corpus']} media ({', '.join(kinds[:6])})   e.g. {ignored[0]}")
     for fix, n in sorted(report["fixes"].items()):
         click.echo(f"  fixed {n:5d}  {fix}")
     if json_out:
         json_out.write_text(json.dumps(report, indent=1))
         click.echo(f"report written to {json_out}")
+    if not report["clips_usable"]:
+        raise DataError(f"{spec}: no usable clips ({report['clips_found']} media files found, {len(ignored)} other files); check the path and the corpus name")
 
 
 @data.command("folds")
@@ -175,7 +201,7 @@ def _parse_folds(text: str, n_folds: int) -> list[int]:
 @click.option("--epochs", type=int, help="shortcut for --set epochs=N")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="output folder (default runs/CONFIG-CORPUS)")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
-@click.option("--cache-dir", type=click.Path(path_type=Path), help="feature cache (default $LISER_CACHE or ~/.cache/liser)")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), help="feature cache (default $LISER_CACHE or ~/.cache/liser)")
 @click.option("--seed", type=int, help="shortcut for --set seed=N (also seeds the folds)")
 @click.option("-q", "--quiet", is_flag=True, help="no progress bars")
 def train_cmd(
@@ -236,8 +262,9 @@ def train_cmd(
             folds = _make_folds(lab.corpus, 5, cfg.seed)
             fold_file = save_folds(folds, out_dir / "folds.json", corpus=lab.corpus.name, manifest_hash=lab.corpus.manifest_hash(), seed=cfg.seed)
         picked = _parse_folds(str(fold) if fold is not None else folds_text, len(folds))
-        skipped = len(lab.skipped())
-        click.echo(f"{lab.corpus.name}: {len(lab.table)} usable clips ({skipped} skipped, see `liser data check {labeled}`); device {dev}")
+        skipped, ignored = len(lab.skipped()), len(lab.corpus.ignored)
+        other = f", {ignored} other files ignored" if ignored else ""
+        click.echo(f"{lab.corpus.name}: {len(lab.table)} usable clips ({skipped} skipped{other}, see `liser data check {labeled}`); device {dev}")
         train(
             cfg, lab, folds, picked, out_dir,
             unlabeled=unl, teachers=teacher_outputs, device=dev, progress=not quiet, log=click.echo,
@@ -307,7 +334,7 @@ def teacher_video() -> None:
 @teacher_video.command("faces")
 @click.option("--unlabeled", required=True, help="audio-visual corpus, e.g. avclips:data/synth/avclips")
 @click.option("--detector", default="opencv", show_default=True, help="a DeepFace detector, or prealigned for pre-cropped faces")
-@click.option("--cache-dir", type=click.Path(path_type=Path))
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("-q", "--quiet", is_flag=True)
 def teacher_video_faces(unlabeled, detector, cache_dir, quiet) -> None:
     """Detect, align and crop the face in every frame with DeepFace; stored once per clip."""
@@ -369,7 +396,7 @@ def teacher_video_import(table, unlabeled, out_dir) -> None:
 @click.option("--video", "video_source", help="fer, small:CHECKPOINT or import:FILE")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="teacher-output folder for `liser train --teachers`")
 @click.option("--detector", default="opencv", show_default=True, help="face detector for the video teacher (prealigned for synthetic faces)")
-@click.option("--cache-dir", type=click.Path(path_type=Path), help="cache root (default $LISER_CACHE or ~/.cache/liser)")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), help="cache root (default $LISER_CACHE or ~/.cache/liser)")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("-q", "--quiet", is_flag=True)
 def teacher_cache(unlabeled, speech_run, video_source, out_dir, detector, cache_dir, device, quiet) -> None:
@@ -479,7 +506,7 @@ def teacher_prosodic() -> None:
 
 @teacher_prosodic.command("fit")
 @_fold_options
-@click.option("--cache-dir", type=click.Path(path_type=Path), help="cache root for the LLDs (default $LISER_CACHE or ~/.cache/liser)")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), help="cache root for the LLDs (default $LISER_CACHE or ~/.cache/liser)")
 def teacher_prosodic_fit(labeled, folds_text, fold_file, epochs, overrides, out_dir, device, seed, quiet, cache_dir) -> None:
     """Fit one prosodic teacher per fold (its training speakers only) and write prosodic-foldK.npz."""
     from liser.configs import parse_overrides
@@ -512,7 +539,7 @@ def teacher_linguistic_fit(labeled, folds_text, fold_file, epochs, overrides, ou
 @click.option("--epochs", type=int, help="at most this many epochs of the upstream fit")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a speech-teacher setting")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="teacher folder: upstream.npz goes here")
-@click.option("--cache-dir", type=click.Path(path_type=Path), help="cache root (default $LISER_CACHE or ~/.cache/liser)")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), help="cache root (default $LISER_CACHE or ~/.cache/liser)")
 @click.option("--device", default="auto", show_default=True)
 @click.option("-q", "--quiet", is_flag=True)
 def teacher_upstream(source, target, teacher_dir, backbone, epochs, overrides, out_dir, cache_dir, device, quiet) -> None:
@@ -570,7 +597,7 @@ def study() -> None:
 @click.option("--smoke", is_flag=True, help="a fast check of the file: 1 epoch, 1 fold, at most 2 trials (study NAME-smoke)")
 @click.option("--retry-failed", is_flag=True, help="run trials that failed in an earlier run again")
 @click.option("--cpus", type=int, help="CPUs of the local Ray (default: all)")
-@click.option("--cache-dir", type=click.Path(path_type=Path), help="feature cache (default $LISER_CACHE or ~/.cache/liser)")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), help="feature cache (default $LISER_CACHE or ~/.cache/liser)")
 @click.option("-q", "--quiet", is_flag=True, help="no progress bars")
 def study_run(study_file, tracking_uri, address, labeled, unlabeled, teachers, overrides, name, smoke, retry_failed, cpus, cache_dir, quiet) -> None:
     """Run a study file, or resume it: finished trials and folds are never run again.
@@ -649,12 +676,17 @@ def report(ctx, studies, tracking_uri, out_dir, name, ui_url) -> None:
 @report.command("fraction-curve")
 @click.option("--study", "studies", multiple=True, required=True, help="studies whose trials vary labeled_fraction (repeat to add e.g. the full-data study)")
 @click.option("--name", help="file name stem (default: the first study)")
+@click.option("--tracking-uri", help="MLflow tracking URI (also accepted before fraction-curve)")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="output folder (also accepted before fraction-curve; default dashboards)")
+@click.option("--ui-url", help="MLflow UI address for run links (also accepted before fraction-curve)")
 @click.pass_obj
-def report_fraction(obj, studies, name) -> None:
+def report_fraction(obj, studies, name, tracking_uri, out_dir, ui_url) -> None:
     """The labeled-data-fraction curve (paper Figure 2), from logged runs."""
     from liser.reports import build_fraction_curve
 
-    _write_report(build_fraction_curve, studies, obj["tracking_uri"], obj["out_dir"], name or studies[0], obj["ui_url"])
+    _write_report(
+        build_fraction_curve, studies, tracking_uri or obj["tracking_uri"], out_dir or obj["out_dir"], name or studies[0], ui_url or obj["ui_url"]
+    )
 
 
 def _write_report(build, studies, tracking_uri, out_dir, name, ui_url) -> None:

@@ -16,8 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from liser.constants import BATCH_SIZE, LEARNING_RATE, MAX_EPOCHS
 
 
-class ConfigError(ValueError):
-    """A configuration that cannot be used; the message names the field and the allowed values."""
+from liser.errors import ConfigError
 
 
 METHODS = ("liser", "emodistill", "nsl")
@@ -33,7 +32,7 @@ METHOD_FIELDS = {
 
 
 class TrainConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     name: str = "custom"
     method: Literal["liser", "emodistill", "nsl"] = Field("liser", description="LiSER (unlabeled AV distillation), EmoDistill or NSL")
@@ -159,21 +158,56 @@ def parse_overrides(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
+def read_config_file(path: Path) -> dict[str, Any]:
+    """A config file's fields, or a :class:`ConfigError` naming the file and what is wrong with it."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found" if not path.exists() else f"{path}: is a folder, not a config file")
+    try:
+        fields = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc})") from None
+    if fields is None:
+        raise ConfigError(f"{path}: the file is empty; give at least one field, e.g. `preset: no-dstl` or `lambda_vd: 1`")
+    if not isinstance(fields, dict):
+        raise ConfigError(f"{path}: a config file is a mapping of fields (e.g. `lambda_vd: 1`), not a {type(fields).__name__}")
+    bad = [k for k in fields if not isinstance(k, str)]
+    if bad:
+        raise ConfigError(f"{path}: field names must be text, got {bad}")
+    return fields
+
+
+def check_method_fields(fields: dict[str, Any], where: str) -> None:
+    """Refuse a field set explicitly for another method, whatever its value (a default value included)."""
+    method = fields.get("method", "liser")
+    if method not in METHOD_FIELDS:
+        return  # the model's own validation names the allowed methods
+    foreign = [k for k in fields if k not in METHOD_FIELDS[method] and any(k in f for m, f in METHOD_FIELDS.items() if m != method)]
+    if foreign:
+        raise ConfigError(f"{where}: {foreign} do not apply to method {method!r}; {method} uses {list(METHOD_FIELDS[method])}")
+
+
 def make_config(base: str | Path = "no-dstl", **overrides: Any) -> TrainConfig:
     """A preset name or a YAML file, with overrides applied on top."""
     base = str(base)
     if base in PRESETS:
         fields = {"name": base, **PRESETS[base]}
     elif base.endswith((".yaml", ".yml")):
-        path = Path(base)
-        if not path.exists():
-            raise ConfigError(f"{path}: config file not found")
-        fields = yaml.safe_load(path.read_text()) or {}
-        fields.setdefault("name", path.stem)
+        fields = read_config_file(Path(base))
+        check_method_fields(fields, f"{base}")
+        fields.setdefault("name", Path(base).stem)
         if "preset" in fields:  # a preset with some fields changed
             fields = {**make_config(fields.pop("preset")).model_dump(), **fields}
     else:
         raise ConfigError(f"unknown configuration {base!r}; choose one of {', '.join(PRESETS)} or give a .yaml file")
+    bad_keys = [k for k in overrides if not isinstance(k, str)]
+    if bad_keys:
+        raise ConfigError(f"configuration {base!r}: field names must be text, got {bad_keys}")
+    method = overrides.get("method", fields.get("method", "liser"))
+    check_method_fields({**overrides, "method": method}, f"configuration {base!r}")
     try:
         return TrainConfig(**{**fields, **overrides})
     except ValidationError as exc:

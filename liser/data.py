@@ -44,6 +44,7 @@ class CorpusData:
             "clips_found": int(len(self.corpus.manifest) + len(self.corpus.skipped)),
             "clips_usable": int(len(self.features)),
             "skipped": self.skipped().to_dict("records"),
+            "ignored": list(self.corpus.ignored),
             "fixes": dict(self.features.fixes),
         }
 

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from liser.constants import N_FOLDS
+from liser.errors import DataError
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,10 @@ class Fold:
         raise KeyError(f"speaker {speaker!r} is not in fold {self.index}")
 
 
+def _speakers(n: int) -> str:
+    return f"{n} speaker" if n == 1 else f"{n} speakers"
+
+
 def make_folds(
     speakers: Sequence[str],
     n_folds: int = N_FOLDS,
@@ -46,9 +51,10 @@ def make_folds(
     """Deal speakers into ``n_folds`` groups and build the rotating splits."""
     unique = sorted(set(map(str, speakers)))
     if n_folds < 3:
-        raise ValueError(f"n_folds must be at least 3 (train, validation and test need a group each), got {n_folds}")
+        raise DataError(f"n_folds must be at least 3 (train, validation and test need a group each), got {n_folds}")
     if len(unique) < n_folds:
-        raise ValueError(f"{len(unique)} speakers cannot fill {n_folds} speaker-independent folds; use fewer folds or more speakers")
+        fix = "use fewer folds (at least 3) or more speakers" if len(unique) >= 3 else "a speaker-independent split needs at least 3 speakers; add speakers"
+        raise DataError(f"{_speakers(len(unique))} cannot fill {n_folds} speaker-independent folds; {fix}")
     rng = np.random.default_rng(seed)
     by_stratum: dict[str, list[str]] = {}
     for spk in unique:

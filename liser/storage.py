@@ -12,10 +12,23 @@ from typing import BinaryIO, Callable, Iterable
 
 import numpy as np
 
+from liser.errors import DataError
+
 
 def default_cache_dir() -> Path:
     """Where features, teacher outputs and backbones are cached: ``$LISER_CACHE`` or ``~/.cache/liser``."""
-    return Path(os.environ.get("LISER_CACHE", Path.home() / ".cache" / "liser"))
+    path = Path(os.environ.get("LISER_CACHE", Path.home() / ".cache" / "liser"))
+    return checked_dir(path, "LISER_CACHE")
+
+
+def checked_dir(path: Path, what: str = "cache folder") -> Path:
+    """``path`` if it is a folder or can become one; else a :class:`DataError` naming it."""
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise DataError(f"{what} {path}: {p} is a file, not a folder; choose another place (--cache-dir or LISER_CACHE)")
+            break
+    return path
 
 
 def sha1_file(path: str | Path) -> str:
@@ -32,6 +45,7 @@ class ContentHashes:
 
     def __init__(self, path: Path):
         self.path = path
+        checked_dir(path.parent)
         try:
             self.table: dict[str, str] = json.loads(path.read_text())
         except (FileNotFoundError, json.JSONDecodeError):

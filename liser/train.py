@@ -34,8 +34,7 @@ from liser.teachers.outputs import TeacherOutputs
 EpochCallback = Callable[[int, int, dict], None]  # (fold, epoch, metrics)
 
 
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the fold cannot produce a usable student."""
+from liser.errors import TrainingDiverged  # noqa: E402  (re-exported)
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -241,6 +240,16 @@ def train_fold(
     return FoldResult(fold.index, best_epoch, val, test, history, counts, time.time() - started, best_state, model.config, extras)
 
 
+# Counts of items a fold could not use; the console names every nonzero one (results.json keeps them all).
+DROP_PREFIXES = ("unlabeled_dropped_", "unlabeled_missing_", "unlabeled_no_", "train_no_", "graph_no_")
+
+
+def dropped_line(counts: dict) -> str | None:
+    """One line naming what a fold dropped or masked, e.g. ``unlabeled_dropped_no_teacher 12``; None when nothing."""
+    parts = [f"{k} {v}" for k, v in counts.items() if k.startswith(DROP_PREFIXES) and isinstance(v, (int, float)) and v]
+    return "dropped or masked: " + ", ".join(parts) if parts else None
+
+
 def summarize(folds: list[dict]) -> dict:
     """Mean and standard deviation (ddof=1) over folds of validation and test UAR/WAR."""
     out = {"n_folds": len(folds)}
@@ -344,6 +353,8 @@ def train(
             f"fold {k}: test UAR {result.test.uar:.3f}  WAR {result.test.war:.3f}  "
             f"(val UAR {result.val.uar:.3f}, best epoch {result.best_epoch}, {result.seconds:.0f} s)"
         )
+        if line := dropped_line(result.counts):
+            log(f"fold {k}: {line} (see {results_path})")
     results["summary"] = summarize(results["folds"])
     _write_json(results_path, results)
     s = results["summary"]

@@ -34,7 +34,7 @@ from pathlib import Path
 import av
 
 from liser.audio import VIDEO_SUFFIXES, AudioError, audio_info, open_container
-from liser.corpora.manifest import Corpus, SkipFile, make_manifest, make_skips, read_files
+from liser.corpora.manifest import Corpus, find_media, SkipFile, make_manifest, make_skips, read_files
 
 _MSP_FACE = re.compile(r"^MSP-FACE_(\d+)_(\d+)$", re.IGNORECASE)
 
@@ -44,9 +44,9 @@ def prepare(root: Path) -> Corpus:
     root = Path(root).expanduser().resolve()
     if not root.is_dir():
         raise FileNotFoundError(f"audio-visual clip folder not found: {root}")
-    videos = sorted(p for p in root.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
+    videos, ignored = find_media(root, VIDEO_SUFFIXES)
     rows, skips = read_files(videos, _describe)
-    return Corpus(name="avclips", root=root, classes=(), manifest=make_manifest(rows), skipped=make_skips(skips))
+    return Corpus(name="avclips", root=root, classes=(), manifest=make_manifest(rows), skipped=make_skips(skips), ignored=ignored)
 
 
 def _describe(path: Path) -> dict:

@@ -44,7 +44,7 @@ import pandas as pd
 
 from liser.audio import AudioError, audio_info
 from liser.constants import CREMAD_CODES, CREMAD_EMOTIONS
-from liser.corpora.manifest import Corpus, SkipFile, make_manifest, make_skips, read_files
+from liser.corpora.manifest import Corpus, find_media, SkipFile, make_manifest, make_skips, read_files
 
 SENTENCES = {
     "IEO": "It's eleven o'clock",
@@ -85,9 +85,10 @@ def prepare(root: Path) -> Corpus:
         label_index = CREMAD_EMOTIONS.index(fields["label"])
         return {"label_index": label_index, "duration": info.duration, "sample_rate": info.sample_rate, "video_path": None, **fields}
 
-    rows, skips = read_files(sorted(audio_dir.rglob("*.wav")), describe)
+    wavs, ignored = find_media(audio_dir, (".wav",))
+    rows, skips = read_files(wavs, describe)
     return Corpus(
-        name="cremad", root=root, classes=CREMAD_EMOTIONS, manifest=make_manifest(rows), skipped=make_skips(skips)
+        name="cremad", root=root, classes=CREMAD_EMOTIONS, manifest=make_manifest(rows), skipped=make_skips(skips), ignored=ignored
     )
 
 

@@ -48,7 +48,7 @@ from pathlib import Path
 
 from liser.audio import audio_info
 from liser.constants import IEMOCAP_CODES, IEMOCAP_EMOTIONS
-from liser.corpora.manifest import Corpus, SkipFile, make_manifest, make_skips, read_files
+from liser.corpora.manifest import Corpus, find_media, SkipFile, make_manifest, make_skips, read_files
 
 N_SESSIONS = 5
 LEFT_OUT = {
@@ -78,12 +78,15 @@ def prepare(root: Path) -> Corpus:
     labels: dict[str, tuple[str, list[float]]] = {}
     transcripts: dict[str, str] = {}
     wavs: list[Path] = []
+    ignored: list[str] = []
     for folder in sessions.values():
         for txt in sorted((folder / "dialog" / "EmoEvaluation").glob("*.txt")):
             labels.update(read_evaluation(txt))
         for txt in sorted((folder / "dialog" / "transcriptions").glob("*.txt")):
             transcripts.update(read_transcription(txt))
-        wavs += sorted((folder / "sentences" / "wav").rglob("*.wav"))
+        media, other = find_media(folder / "sentences" / "wav", (".wav",))
+        wavs += media
+        ignored += other
 
     def describe(path: Path) -> dict:
         if path.name.startswith("._"):
@@ -121,7 +124,7 @@ def prepare(root: Path) -> Corpus:
 
     rows, skips = read_files(wavs, describe)
     return Corpus(
-        name="iemocap", root=root, classes=IEMOCAP_EMOTIONS, manifest=make_manifest(rows), skipped=make_skips(skips)
+        name="iemocap", root=root, classes=IEMOCAP_EMOTIONS, manifest=make_manifest(rows), skipped=make_skips(skips), ignored=ignored
     )
 
 

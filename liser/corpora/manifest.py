@@ -40,6 +40,7 @@ class Corpus:
     classes: tuple[str, ...]  # empty for unlabeled corpora
     manifest: pd.DataFrame
     skipped: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(SKIP_COLUMNS)))
+    ignored: list[str] = field(default_factory=list)  # files in the folder that are not media at all
 
     @property
     def labeled(self) -> bool:
@@ -83,6 +84,16 @@ class SkipFile(Exception):
     def __init__(self, reason: str):
         self.reason = reason
         super().__init__(reason)
+
+
+def find_media(root: Path, suffixes: Iterable[str]) -> tuple[list[Path], list[str]]:
+    """Files under ``root`` whose extension is one of ``suffixes`` (any case: ``.WAV`` too), sorted,
+    and every other file, so that nothing in a corpus folder vanishes from the counts."""
+    want = {s.lower() for s in suffixes}
+    media, ignored = [], []
+    for path in sorted(p for p in Path(root).rglob("*") if p.is_file()):
+        (media if path.suffix.lower() in want else ignored).append(path)
+    return media, [str(p) for p in ignored]
 
 
 def read_files(paths: Iterable[Path], describe: Callable[[Path], dict]) -> tuple[list[dict], list[tuple[str, str]]]:

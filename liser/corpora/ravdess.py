@@ -44,7 +44,7 @@ from pathlib import Path
 
 from liser.audio import AudioError, audio_info
 from liser.constants import RAVDESS_EMOTIONS
-from liser.corpora.manifest import Corpus, SkipFile, make_manifest, make_skips, read_files
+from liser.corpora.manifest import Corpus, find_media, SkipFile, make_manifest, make_skips, read_files
 
 MODALITIES = {"01": "full-AV", "02": "video-only", "03": "audio-only"}
 VOCAL_CHANNELS = {"01": "speech", "02": "song"}
@@ -62,9 +62,10 @@ def prepare(root: Path) -> Corpus:
     root = Path(root).expanduser().resolve()
     if not root.is_dir():
         raise FileNotFoundError(f"RAVDESS folder not found: {root}")
-    rows, skips = read_files(sorted(root.rglob("*.wav")), _describe)
+    wavs, ignored = find_media(root, (".wav",))
+    rows, skips = read_files(wavs, _describe)
     return Corpus(
-        name="ravdess", root=root, classes=RAVDESS_EMOTIONS, manifest=make_manifest(rows), skipped=make_skips(skips)
+        name="ravdess", root=root, classes=RAVDESS_EMOTIONS, manifest=make_manifest(rows), skipped=make_skips(skips), ignored=ignored
     )
 
 

@@ -34,8 +34,7 @@ NAMING_PARAMS = ("config", "name")
 CONFUSION_ARTIFACT = "confusion_matrix.json"
 
 
-class StudyNotFound(LookupError):
-    """A study the tracking store does not hold (or holds without any finished trial)."""
+from liser.errors import StudyNotFound  # noqa: E402  (re-exported)
 
 
 @dataclass

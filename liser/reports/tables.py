@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from liser.errors import ReportError
 from liser.configs import PRESETS, TrainConfig, baseline_of
 from liser.reports.runs import StudyData, load_confusion
 from liser.reports.stats import compare_folds, relative_change
@@ -286,6 +287,11 @@ def fraction_curve(data: StudyData) -> Table:
     """
     chosen = select_trials(data, ("dataset", "config", "labeled_fraction"), prefer_full=False)
     partial = chosen[chosen["labeled_fraction"] != FULL_FRACTION][["dataset", "config"]].drop_duplicates()
+    if partial.empty:
+        raise ReportError(
+            f"study {' + '.join(data.names)}: no finished trial with labeled_fraction below 1, so there is no curve to draw; "
+            "run a study that grids labeled_fraction (e.g. studies/labeled-fraction.yaml) and pass it with --study"
+        )
     on_curve = chosen.merge(partial, on=["dataset", "config"])
     rows = []
     for _, trial in on_curve.iterrows():

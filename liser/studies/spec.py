@@ -35,8 +35,7 @@ def _known_knobs(names, what: str = "knob(s)") -> None:
         raise ValueError(f"unknown {what} {bad}; allowed: {list(SEARCHABLE)}")
 
 
-class StudyError(ValueError):
-    """A study file that cannot be run; the message names the file, the field and the fix."""
+from liser.errors import StudyError  # noqa: E402  (re-exported)
 
 
 class _Strict(BaseModel):
@@ -48,6 +47,18 @@ class FoldsSpec(_Strict):
     seed: int = Field(0, description="seed that deals speakers into folds")
     use: Literal["all"] | list[int] = Field("all", description="which folds each trial trains: 'all' or a list")
     file: str | None = Field(None, description="a fold file from `liser data folds` (overrides n and seed)")
+
+    @model_validator(mode="after")
+    def _folds_exist(self) -> "FoldsSpec":
+        if isinstance(self.use, list):
+            if not self.use:
+                raise ValueError("use: give at least one fold, or 'all'")
+            if len(set(self.use)) != len(self.use):
+                raise ValueError(f"use: {self.use} names a fold twice")
+            bad = [k for k in self.use if not 0 <= k < self.n] if self.file is None else [k for k in self.use if k < 0]
+            if bad:
+                raise ValueError(f"use: fold(s) {bad} do not exist; with n: {self.n} folds are 0..{self.n - 1}")
+        return self
 
 
 class Dimension(_Strict):
@@ -325,7 +336,7 @@ def smoke(study: Study, *, max_trials: int = 2, folds: int = 1) -> Study:
     update: dict[str, Any] = {
         "name": f"{study.name}-smoke",
         "fixed": fixed,
-        "folds": study.folds.model_copy(update={"use": list(range(folds))}),
+        "folds": study.folds.model_copy(update={"use": study.fold_indices(study.folds.n)[:folds]}),  # the file's own first fold(s)
         "seeds": study.seeds[:1],
         "resources": study.resources.model_copy(update={"cpu": min(study.resources.cpu, 1.0)}),
         "max_concurrent": max_trials,

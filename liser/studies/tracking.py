@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 import liser
+from liser.errors import TrackingError
 
 TAG = "liser."
 CHECKPOINT_ARTIFACT = "checkpoint/student.pt"
@@ -54,12 +55,65 @@ def resolve_tracking_uri(given: str | None, root: str | Path = ".") -> tuple[str
         return default_store(root)
     if uri.startswith("sqlite:///") or "://" not in uri:
         path = Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else Path(uri)
-        if uri.startswith("sqlite:///"):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            return f"sqlite:///{path.resolve()}", path.resolve().parent / "artifacts"
-        path.mkdir(parents=True, exist_ok=True)  # a plain folder: a file store there
+        try:
+            if uri.startswith("sqlite:///"):
+                _check_sqlite(path, uri)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                return f"sqlite:///{path.resolve()}", path.resolve().parent / "artifacts"
+            if path.exists() and not path.is_dir():
+                raise TrackingError(f"tracking URI {uri}: {path} is a file, not a folder; give a folder, sqlite:///FILE.db or http://HOST:PORT")
+            path.mkdir(parents=True, exist_ok=True)  # a plain folder: a file store there
+        except OSError as exc:
+            raise TrackingError(f"tracking URI {uri}: cannot create {exc.filename or path} ({exc.strerror or exc}); choose a writable place") from exc
         return path.resolve().as_uri(), None
+    scheme = uri.split("://", 1)[0].lower()
+    if scheme in ("http", "https"):
+        check_server(uri)
+    elif scheme == "file":
+        pass
+    elif scheme not in REMOTE_SCHEMES:
+        raise TrackingError(f"tracking URI {uri}: unknown scheme {scheme}://; use a folder, sqlite:///FILE.db or http://HOST:PORT")
     return uri, None
+
+
+REMOTE_SCHEMES = ("postgresql", "mysql", "mssql", "databricks", "databricks-uc")
+
+
+def tracking_timeout() -> float:
+    """Seconds to wait for a tracking server to answer (``LISER_TRACKING_TIMEOUT``, default 5)."""
+    try:
+        return max(0.1, float(os.environ.get("LISER_TRACKING_TIMEOUT", "5")))
+    except ValueError:
+        raise TrackingError(f"LISER_TRACKING_TIMEOUT={os.environ['LISER_TRACKING_TIMEOUT']!r} is not a number of seconds") from None
+
+
+def check_server(uri: str) -> None:
+    """Fail within :func:`tracking_timeout` when nothing answers at ``uri`` (instead of MLflow's minutes of retries)."""
+    import urllib.error
+    import urllib.request
+
+    url = uri.rstrip("/") + "/health"
+    timeout = tracking_timeout()
+    try:
+        with urllib.request.urlopen(url, timeout=timeout):
+            return
+    except urllib.error.HTTPError:
+        return  # something answered: an MLflow behind a proxy may not serve /health
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise TrackingError(
+            f"tracking URI {uri}: no server answered GET {url} within {timeout:g} s ({reason}); "
+            "start one (`liser ui` or `mlflow server`), fix the address, or set LISER_TRACKING_TIMEOUT"
+        ) from None
+
+
+def _check_sqlite(path: Path, uri: str) -> None:
+    if path.is_dir():
+        raise TrackingError(f"tracking URI {uri}: {path} is a folder; name a database file, e.g. sqlite:///{path / 'mlflow.db'}")
+    if path.is_file() and path.stat().st_size:
+        with path.open("rb") as fh:
+            if fh.read(16) != b"SQLite format 3\x00":
+                raise TrackingError(f"tracking URI {uri}: {path} is not an SQLite database; point at a new or an MLflow .db file")
 
 
 def client(uri: str):

@@ -22,8 +22,7 @@ import liser
 from liser.folds import Fold
 
 
-class TeacherError(ValueError):
-    """A teacher that cannot be fitted or loaded; the message names the input and the fix."""
+from liser.errors import TeacherError  # noqa: E402  (re-exported)
 
 
 def not_cached_message(what: str, backbone: str, err: Exception, offline: str) -> str:

@@ -30,8 +30,7 @@ from liser.constants import TEACHER_SEGMENT_SECONDS
 KINDS = ("speech", "video")
 
 
-class TeacherFileError(ValueError):
-    """A teacher-output file that cannot be used; the message names the file and the fix."""
+from liser.errors import TeacherFileError  # noqa: E402  (re-exported)
 
 
 @dataclass

@@ -74,8 +74,7 @@ WINDOW_SECONDS = DFER_WINDOW_FRAMES / VIDEO_FPS  # one teacher segment per windo
 K = len(FERV39K_CLASSES)
 
 
-class CheckpointError(RuntimeError):
-    """A teacher model that cannot be loaded; the message says what to do."""
+from liser.errors import CheckpointError  # noqa: E402  (re-exported)
 
 
 # ----------------------------------------------------------------------- windows
