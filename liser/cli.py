@@ -15,8 +15,11 @@ from liser.errors import DataError, LiserError
 CORPUS_SPEC = "NAME:PATH, e.g. ravdess:data/synth/ravdess (corpora: ravdess, cremad, iemocap, table (alias csv), avclips)"
 
 
-def _fail(message: str) -> None:
-    raise click.ClickException(message)
+def _fail(problem: str | Exception) -> None:
+    """A user error: a :class:`LiserError` keeps its kind and exit code; anything else exits 1."""
+    if isinstance(problem, LiserError):
+        raise problem
+    raise click.ClickException(str(problem))
 
 
 class _Liser(click.Group):
@@ -31,6 +34,11 @@ class _Liser(click.Group):
             message = " ".join(str(exc).split()) or type(exc).__name__
             click.echo(f"Error: {message}", err=True)
             ctx.exit(exc.exit_code)
+        except OSError as exc:  # a path the user gave that cannot be read or written: theirs to fix, not a bug
+            if exc.filename is None or ctx.meta.get("liser.debug") or os.environ.get("LISER_DEBUG"):
+                raise
+            click.echo(f"Error: {exc.filename}: {exc.strerror or exc}; choose another path or fix its permissions", err=True)
+            ctx.exit(3)
 
 
 def _debug(ctx: click.Context, _param, value: bool) -> None:
@@ -108,7 +116,7 @@ def data_check(spec: str, cache_dir: Path | None, json_out: Path | None) -> None
     try:
         data = load_corpus_data(spec, cache_dir)
     except (ValueError, FileNotFoundError) as exc:
-        _fail(str(exc))
+        _fail(exc)
     report = data.report()
     table = data.table
     click.echo(f"{report['corpus']} at {report['root']}  (manifest hash {report['manifest_hash']})")
@@ -148,7 +156,7 @@ def data_folds(spec: str, out_file: Path, n_folds: int, seed: int) -> None:
         corpus = load_corpus(spec)
         folds = _make_folds(corpus, n_folds, seed)
     except (ValueError, FileNotFoundError) as exc:
-        _fail(str(exc))
+        _fail(exc)
     save_folds(folds, out_file, corpus=corpus.name, manifest_hash=corpus.manifest_hash(), seed=seed)
     for f in folds:
         click.echo(f"fold {f.index}: train {len(f.train)}  val {len(f.val)}  test {len(f.test)} speakers")
@@ -271,7 +279,7 @@ def train_cmd(
             extra={"fold_file": str(fold_file)},
         )
     except (ConfigError, TeacherFileError, TrainingDiverged, ValueError, FileNotFoundError) as exc:
-        _fail(str(exc))
+        _fail(exc)
 
 
 # ----------------------------------------------------------------------- teachers
@@ -317,7 +325,7 @@ def teacher_speech_fit(labeled, folds_text, fold_file, backbone, epochs, overrid
             corpus, folds, _parse_folds(folds_text, len(folds)), cfg, out_dir, device=resolve_device(device), progress=not quiet
         )
     except (TeacherError, ValueError, FileNotFoundError) as exc:
-        _fail(str(exc))
+        _fail(exc)
     for entry in summary["folds"]:
         click.echo(
             f"fold {entry['fold']}: val UAR {entry['val_uar']:.3f}  WAR {entry['val_war']:.3f}  "
@@ -344,7 +352,7 @@ def teacher_video_faces(unlabeled, detector, cache_dir, quiet) -> None:
     try:
         corpus = load_corpus(unlabeled)
     except (ValueError, FileNotFoundError) as exc:
-        _fail(str(exc))
+        _fail(exc)
     store = FaceStore(None if cache_dir is None else cache_dir / "faces", detector=detector)
     counts = extract_corpus_faces(corpus, store, progress=not quiet)
     click.echo(
@@ -368,7 +376,7 @@ def teacher_video_fit(videos, out_path, epochs, detector, quiet) -> None:
     try:
         record = fit_small_dfer(videos, out_path, epochs, detector=detector, progress=not quiet)
     except (ValueError, FileNotFoundError) as exc:
-        _fail(str(exc))
+        _fail(exc)
     click.echo(f"small DFER: val UAR {record.get('val_uar', float('nan')):.3f}  WAR {record.get('val_war', float('nan')):.3f} -> {out_path}")
 
 
@@ -385,7 +393,7 @@ def teacher_video_import(table, unlabeled, out_dir) -> None:
         clip_ids = load_corpus(unlabeled).manifest["clip_id"] if unlabeled else None
         outputs = import_dfer_outputs(table, clip_ids=clip_ids)
     except (ValueError, FileNotFoundError) as exc:
-        _fail(str(exc))
+        _fail(exc)
     path = outputs.save(out_dir / "video.npz")
     click.echo(f"{len(outputs.clip_ids)} clips, {int(outputs.valid.sum())} windows with a target -> {path}")
 
@@ -417,7 +425,7 @@ def teacher_cache(unlabeled, speech_run, video_source, out_dir, detector, cache_
             if run is not None:
                 click.echo(f"video: ran on {run.computed} clips, {run.cached} from cache, {len(run.skipped)} skipped, {run.no_target} without any face window")
     except (TeacherError, ValueError, FileNotFoundError) as exc:
-        _fail(str(exc))
+        _fail(exc)
     _report_teachers(out_dir, unlabeled, None)
 
 
@@ -427,7 +435,7 @@ def _report_teachers(folder: Path, unlabeled: str | None, labeled: str | None) -
     try:
         diag, paths = report_folder(folder, unlabeled=unlabeled, labeled=labeled)
     except (ValueError, FileNotFoundError) as exc:
-        _fail(str(exc))
+        _fail(exc)
     for line in summary_lines(diag):
         click.echo(line)
     click.echo(f"diagnosis page: {paths[0]} (tables: {', '.join(p.name for p in paths[1:])})")
@@ -474,7 +482,7 @@ def _fit_clip_teachers(kind: str, labeled: str, folds_text: str, fold_file, seed
 
             summary = fit_linguistic_teachers(corpus, folds, picked, make_config(**fields), out_dir, device=resolve_device(device), progress=not quiet, log=click.echo)
     except (TeacherError, ValueError, FileNotFoundError) as exc:
-        _fail(str(exc))
+        _fail(exc)
     for entry in summary["folds"]:
         click.echo(f"fold {entry['fold']}: {kind} teacher val UAR {entry['val_uar']:.3f}  WAR {entry['val_war']:.3f}  (best epoch {entry.get('best_epoch')})")
     click.echo(f"{kind} teachers in {out_dir} ({kind}-foldK.npz); train with: liser train --labeled {labeled} --teachers {out_dir} --config emodistill")
@@ -572,7 +580,7 @@ def teacher_upstream(source, target, teacher_dir, backbone, epochs, overrides, o
             click.echo(f"upstream model ({src.name}, {len(record['train_speakers'])} speakers): val UAR {record['val_uar']:.3f}")
         outputs, run = embed_corpus(teacher_dir, tgt, out_dir / "upstream.npz", cache_dir=cache_dir, device=dev, progress=not quiet)
     except (TeacherError, ValueError, FileNotFoundError) as exc:
-        _fail(str(exc))
+        _fail(exc)
     click.echo(
         f"upstream embeddings of {len(outputs)} {tgt.name} clips (dim {outputs.embeddings.shape[1]}): ran on {run.computed}, "
         f"{run.cached} from cache, {len(run.skipped)} skipped -> {out_dir / 'upstream.npz'}"
@@ -623,7 +631,7 @@ def study_run(study_file, tracking_uri, address, labeled, unlabeled, teachers, o
             cpus=cpus, progress=not quiet, log=click.echo, where=str(study_file),
         )
     except (specs.StudyError, ValueError) as exc:
-        _fail(str(exc))
+        _fail(exc)
     counts = {}
     for t in summary.trials:
         counts[t["state"]] = counts.get(t["state"], 0) + 1
@@ -645,7 +653,7 @@ def study_status_cmd(name, tracking_uri) -> None:
     try:
         click.echo(format_status(study_status(name, tracking_uri=tracking_uri)))
     except FileNotFoundError as exc:
-        _fail(str(exc))
+        _fail(exc)
 
 
 # ----------------------------------------------------------------------- reports
@@ -696,7 +704,7 @@ def _write_report(build, studies, tracking_uri, out_dir, name, ui_url) -> None:
     try:
         written = build(uri, list(studies), out_dir, name=name, ui_url=ui_url)
     except (ValueError, LookupError, FileNotFoundError) as exc:
-        _fail(str(exc))
+        _fail(exc)
     for path in written:
         click.echo(f"wrote {path}")
     pages = [p for p in written if p.suffix == ".html"]
@@ -738,7 +746,7 @@ def demo_cmd(root, quick, studies_dir, methods, quiet) -> None:
     try:
         result = run_demo(root, settings, studies=studies_dir, progress=not quiet, log=click.echo)
     except (StudyError, ValueError, FileNotFoundError) as exc:
-        _fail(str(exc))
+        _fail(exc)
     click.echo(f"done in {sum(result.seconds.values()) / 60:.1f} min: " + ", ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items()))
     for path in result.dashboards:
         if path.suffix == ".html":
@@ -757,7 +765,7 @@ def ui_cmd(tracking_uri, port, telemetry) -> None:
     try:
         proc, url = start_server(tracking_uri, port=port or None, telemetry=telemetry)
     except ValueError as exc:
-        _fail(str(exc))
+        _fail(exc)
     import signal
 
     def _stop(signum, frame):  # SIGTERM (kill, a supervisor) stops the server too, like Ctrl-C
@@ -799,7 +807,7 @@ def export_cmd(run_id: str, to_onnx: bool, tracking_uri: str | None, out_dir: Pa
     try:
         summary = export_run(run_id, uri, out_dir)
     except (LookupError, FileNotFoundError, ValueError) as exc:
-        _fail(str(exc))
+        _fail(exc)
     for item in summary["exports"]:
         click.echo(f"{item['path']}  {item['size_bytes'] / 1024:.1f} KB  max abs diff {item['max_abs_diff']:.2e}  -> run {item['run_id']} {item['artifact']}")
 

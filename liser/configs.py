@@ -183,7 +183,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
 def check_method_fields(fields: dict[str, Any], where: str) -> None:
     """Refuse a field set explicitly for another method, whatever its value (a default value included)."""
     method = fields.get("method", "liser")
-    if method not in METHOD_FIELDS:
+    if not isinstance(method, str) or method not in METHOD_FIELDS:
         return  # the model's own validation names the allowed methods
     foreign = [k for k in fields if k not in METHOD_FIELDS[method] and any(k in f for m, f in METHOD_FIELDS.items() if m != method)]
     if foreign:

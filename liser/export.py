@@ -28,6 +28,7 @@ import torch
 
 from liser.constants import CROP_FRAMES
 from liser.model import StudentOutput
+from liser.errors import TrackingError
 
 INPUT_NAME = "log_mel"
 OUTPUT_NAMES = StudentOutput._fields  # LiSER's student: sup, sd, vd, embedding
@@ -129,7 +130,7 @@ def fold_runs(c, run_id: str) -> list:
     try:
         run = c.get_run(run_id)
     except MlflowException as exc:
-        raise LookupError(f"no MLflow run {run_id!r} in this store") from exc
+        raise TrackingError(f"no MLflow run {run_id!r} in this store") from exc
     if run.data.tags.get(TAG + "role") != "trial":
         return [run]
     children = c.search_runs(
@@ -138,7 +139,7 @@ def fold_runs(c, run_id: str) -> list:
         max_results=1000,
     )
     if not children:
-        raise LookupError(f"trial run {run_id} has no finished fold runs to export")
+        raise TrackingError(f"trial run {run_id} has no finished fold runs to export")
     return sorted(children, key=lambda r: int(r.data.tags.get(TAG + "fold", 0)))
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from liser.constants import N_FOLDS
-from liser.errors import DataError
+from liser.errors import DataError, InputNotFound
 
 
 @dataclass(frozen=True)
@@ -78,12 +78,12 @@ def make_group_folds(groups: Mapping[str, Sequence[str]]) -> list[Fold]:
     """One fold per group, groups in sorted order: fold k tests group k, validates on k + 1, trains on the rest."""
     names = sorted(groups)
     if len(names) < 3:
-        raise ValueError(f"{len(names)} fold groups cannot make folds (train, validation and test need a group each)")
+        raise DataError(f"{len(names)} fold groups cannot make folds (train, validation and test need a group each)")
     owner: dict[str, str] = {}
     for name in names:
         for spk in map(str, groups[name]):
             if owner.setdefault(spk, name) != name:
-                raise ValueError(f"speaker {spk!r} is in fold groups {owner[spk]!r} and {name!r}; folds would not be speaker-independent")
+                raise DataError(f"speaker {spk!r} is in fold groups {owner[spk]!r} and {name!r}; folds would not be speaker-independent")
     members = [sorted(set(map(str, groups[name]))) for name in names]
     folds = []
     for k in range(len(names)):
@@ -98,7 +98,7 @@ def folds_for(manifest: pd.DataFrame, n_folds: int = N_FOLDS, seed: int = 0) -> 
     if "fold_group" in manifest:
         groups = {str(g): list(rows["speaker"].unique()) for g, rows in manifest.groupby("fold_group")}
         if len(groups) != n_folds:
-            raise ValueError(
+            raise DataError(
                 f"this corpus fixes its folds by {len(groups)} groups ({', '.join(sorted(groups))}), "
                 f"so it cannot make {n_folds} folds; ask for {len(groups)}"
             )
@@ -122,15 +122,15 @@ def load_folds(path: str | Path, speakers: Sequence[str] | None = None) -> list[
         payload = json.loads(path.read_text())
         folds = [Fold(f["index"], tuple(f["train"]), tuple(f["val"]), tuple(f["test"])) for f in payload["folds"]]
     except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: fold file not found; create one with `liser data folds`") from None
+        raise InputNotFound(f"{path}: fold file not found; create one with `liser data folds`") from None
     except (KeyError, TypeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: not a liser fold file ({exc}); create one with `liser data folds`") from exc
+        raise DataError(f"{path}: not a liser fold file ({exc}); create one with `liser data folds`") from exc
     if speakers is not None:
         known = set(map(str, speakers))
         listed = {s for f in folds for s in f.train + f.val + f.test}
         if listed != known:
             missing, extra = sorted(known - listed), sorted(listed - known)
-            raise ValueError(
+            raise DataError(
                 f"{path}: fold file does not match the corpus (speakers missing from it: {missing[:5]}, "
                 f"speakers unknown to the corpus: {extra[:5]}); regenerate it with `liser data folds`"
             )

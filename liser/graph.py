@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from liser.errors import DataError, InputNotFound
 
 FORMAT = "liser.graph"
 VERSION = 1
@@ -41,14 +42,14 @@ class Graph:
         self.epsilon, self.max_neighbors = float(self.epsilon), int(self.max_neighbors)
         n_nodes, n = len(self.ids), self.max_neighbors
         if len(set(self.ids)) != n_nodes:
-            raise ValueError("graph ids must be unique")
+            raise DataError("graph ids must be unique")
         for name, arr in (("neighbors", self.neighbors), ("similarity", self.similarity)):
             if arr.shape != (n_nodes, n):
-                raise ValueError(f"graph {name} has shape {arr.shape}, expected ({n_nodes}, {n}) for {n_nodes} ids and max_neighbors={n}")
+                raise DataError(f"graph {name} has shape {arr.shape}, expected ({n_nodes}, {n}) for {n_nodes} ids and max_neighbors={n}")
         if self.neighbors.size and (self.neighbors.min() < -1 or self.neighbors.max() >= n_nodes):
-            raise ValueError(f"graph neighbors must be row numbers in [0, {n_nodes}) or -1")
+            raise DataError(f"graph neighbors must be row numbers in [0, {n_nodes}) or -1")
         if np.any(self.neighbors == np.arange(n_nodes)[:, None]):
-            raise ValueError("a graph node cannot be its own neighbour")
+            raise DataError("a graph node cannot be its own neighbour")
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -89,7 +90,7 @@ class Graph:
         missing = keep_set.difference(self.ids)
         if missing:
             shown = ", ".join(sorted(missing)[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-            raise ValueError(f"subgraph: {len(missing)} ids are not nodes of the graph ({shown}); was it built on another corpus?")
+            raise DataError(f"subgraph: {len(missing)} ids are not nodes of the graph ({shown}); was it built on another corpus?")
         kept = np.array([i in keep_set for i in self.ids], bool)
         new_row = np.full(len(self.ids) + 1, -1, np.int64)  # last slot maps the -1 padding
         new_row[np.flatnonzero(kept)] = np.arange(kept.sum())
@@ -131,36 +132,36 @@ class Graph:
         """
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"graph file not found: {path}")
+            raise InputNotFound(f"graph file not found: {path}")
         try:
             data = np.load(path, allow_pickle=False)
             if not isinstance(data, np.lib.npyio.NpzFile):
-                raise ValueError("it holds a single array, not an .npz archive")
+                raise DataError("it holds a single array, not an .npz archive")
             with data:
                 if "format" not in data.files or str(data["format"]) != FORMAT:
-                    raise ValueError(f"it is not a {FORMAT} file (keys: {', '.join(data.files) or 'none'})")
+                    raise DataError(f"it is not a {FORMAT} file (keys: {', '.join(data.files) or 'none'})")
                 if int(data["version"]) != VERSION:
-                    raise ValueError(f"format version {int(data['version'])}, this liser reads version {VERSION}")
+                    raise DataError(f"format version {int(data['version'])}, this liser reads version {VERSION}")
                 ids = data["ids"].tolist()
                 return cls(ids, data["neighbors"], data["similarity"], float(data["epsilon"]), int(data["max_neighbors"]))
         except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as exc:
-            raise ValueError(f"{path}: not a readable graph ({exc}); rebuild it") from None
+            raise DataError(f"{path}: not a readable graph ({exc}); rebuild it") from None
 
 
 def _check_args(ids: Sequence[str], embeddings: np.ndarray, epsilon: float, max_neighbors: int, block: int) -> None:
     if isinstance(max_neighbors, bool) or not isinstance(max_neighbors, (int, np.integer)) or max_neighbors < 1:
-        raise ValueError(f"max_neighbors must be a positive integer, got {max_neighbors!r}")
+        raise DataError(f"max_neighbors must be a positive integer, got {max_neighbors!r}")
     if not -1 <= epsilon < 1:
-        raise ValueError(f"epsilon must be in [-1, 1) (a cosine similarity threshold), got {epsilon!r}")
+        raise DataError(f"epsilon must be in [-1, 1) (a cosine similarity threshold), got {epsilon!r}")
     if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 1:
-        raise ValueError(f"block must be a positive integer, got {block!r}")
+        raise DataError(f"block must be a positive integer, got {block!r}")
     if embeddings.ndim != 2:
-        raise ValueError(f"embeddings must be a 2-D array [N, D], got shape {embeddings.shape}")
+        raise DataError(f"embeddings must be a 2-D array [N, D], got shape {embeddings.shape}")
     if len(ids) != len(embeddings):
-        raise ValueError(f"{len(ids)} ids but {len(embeddings)} embeddings")
+        raise DataError(f"{len(ids)} ids but {len(embeddings)} embeddings")
     if not np.all(np.isfinite(embeddings)):
         bad = np.flatnonzero(~np.isfinite(embeddings).all(1))
-        raise ValueError(f"embeddings hold NaN or inf (rows of ids {', '.join(str(ids[i]) for i in bad[:5])})")
+        raise DataError(f"embeddings hold NaN or inf (rows of ids {', '.join(str(ids[i]) for i in bad[:5])})")
 
 
 def build_graph(
@@ -177,7 +178,7 @@ def build_graph(
     emb = np.asarray(embeddings, np.float64)
     _check_args(ids, emb, epsilon, max_neighbors, block)
     if len(set(ids)) != len(ids):
-        raise ValueError("ids must be unique")
+        raise DataError("ids must be unique")
     n_nodes, n = len(ids), int(max_neighbors)
     norms = np.linalg.norm(emb, axis=1)
     zero = norms == 0

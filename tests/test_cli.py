@@ -64,15 +64,15 @@ def test_train_distillation_from_teacher_folder(synth_root, tmp_path):
 def test_errors_name_the_problem(synth_root, tmp_path):
     lab = f"ravdess:{synth_root / 'ravdess'}"
     code, out = run("train", "--labeled", lab, "--config", "nope")
-    assert code == 1 and "unknown configuration 'nope'" in out
+    assert code == 2 and "unknown configuration 'nope'" in out  # a config error (liser.errors)
     code, out = run("train", "--labeled", "ravdes:/x")
-    assert code == 1 and "unknown corpus" in out
+    assert code == 3 and "unknown corpus" in out  # a data error
     code, out = run("train", "--labeled", lab, "--config", "vid-dstl", "--out", tmp_path / "x")
     assert code == 1 and "needs --unlabeled and video teacher outputs" in out
     code, out = run("train", "--labeled", lab, "--folds", "7", "--out", tmp_path / "y")
     assert code == 1 and "do not exist" in out
     code, out = run("train", "--labeled", lab, "--set", "lamda_sd=1")
-    assert code == 1 and "unknown field" in out
+    assert code == 2 and "unknown field" in out
 
 
 def test_report_names_the_missing_study_and_the_known_ones(tmp_path):

@@ -17,6 +17,7 @@ import pkgutil
 from pathlib import Path
 
 from liser.corpora.manifest import Corpus
+from liser.errors import DataError, InputNotFound
 
 __all__ = ["Corpus", "available_corpora", "load_corpus", "parse_spec"]
 
@@ -38,7 +39,7 @@ def parse_spec(spec: str) -> tuple[str, Path]:
     name, sep, path = spec.partition(":")
     name = name.strip().lower().replace("-", "_")
     if not sep or not name or not path.strip():
-        raise ValueError(f"corpus spec {spec!r} is not 'name:path' (e.g. 'ravdess:data/ravdess')")
+        raise DataError(f"corpus spec {spec!r} is not 'name:path' (e.g. 'ravdess:data/ravdess')")
     return name, Path(path.strip()).expanduser()
 
 
@@ -54,8 +55,8 @@ def load_corpus(spec: str) -> Corpus:
     available = available_corpora()
     if name not in available:
         known = sorted(available + list(ALIASES))
-        raise ValueError(f"unknown corpus {name!r} in {spec!r}; available: {', '.join(known)}")
+        raise DataError(f"unknown corpus {name!r} in {spec!r}; available: {', '.join(known)}")
     if not root.exists():
-        raise FileNotFoundError(f"corpus path not found: {root}")
+        raise InputNotFound(f"corpus path not found: {root}")
     module = importlib.import_module(f"{__name__}.{name}")
     return module.prepare(root)

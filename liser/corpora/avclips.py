@@ -35,6 +35,7 @@ import av
 
 from liser.audio import VIDEO_SUFFIXES, AudioError, audio_info, open_container
 from liser.corpora.manifest import Corpus, find_media, SkipFile, make_manifest, make_skips, read_files
+from liser.errors import InputNotFound
 
 _MSP_FACE = re.compile(r"^MSP-FACE_(\d+)_(\d+)$", re.IGNORECASE)
 
@@ -43,7 +44,7 @@ def prepare(root: Path) -> Corpus:
     """Read every video with an audio track under ``root`` into an unlabeled manifest."""
     root = Path(root).expanduser().resolve()
     if not root.is_dir():
-        raise FileNotFoundError(f"audio-visual clip folder not found: {root}")
+        raise InputNotFound(f"audio-visual clip folder not found: {root}")
     videos, ignored = find_media(root, VIDEO_SUFFIXES)
     rows, skips = read_files(videos, _describe)
     return Corpus(name="avclips", root=root, classes=(), manifest=make_manifest(rows), skipped=make_skips(skips), ignored=ignored)

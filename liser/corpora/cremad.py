@@ -45,6 +45,7 @@ import pandas as pd
 from liser.audio import AudioError, audio_info
 from liser.constants import CREMAD_CODES, CREMAD_EMOTIONS
 from liser.corpora.manifest import Corpus, find_media, SkipFile, make_manifest, make_skips, read_files
+from liser.errors import DataError, InputNotFound
 
 SENTENCES = {
     "IEO": "It's eleven o'clock",
@@ -71,7 +72,7 @@ def prepare(root: Path) -> Corpus:
     """Read CREMA-D's ``AudioWAV`` clips under ``root`` into a manifest."""
     root = Path(root).expanduser().resolve()
     if not root.is_dir():
-        raise FileNotFoundError(f"CREMA-D folder not found: {root}")
+        raise InputNotFound(f"CREMA-D folder not found: {root}")
     audio_dir = root / "AudioWAV" if (root / "AudioWAV").is_dir() else root
     sexes = _read_sexes(audio_dir.parent / DEMOGRAPHICS_FILE) or _read_sexes(audio_dir / DEMOGRAPHICS_FILE)
 
@@ -122,5 +123,5 @@ def _read_sexes(csv_path: Path) -> dict[int, str] | None:
         return None
     table = pd.read_csv(csv_path)
     if not {"ActorID", "Sex"} <= set(table.columns):
-        raise ValueError(f"{csv_path} lacks ActorID/Sex columns (has {list(table.columns)})")
+        raise DataError(f"{csv_path} lacks ActorID/Sex columns (has {list(table.columns)})")
     return {int(a): str(s).strip().lower() for a, s in zip(table["ActorID"], table["Sex"], strict=True)}

@@ -49,6 +49,7 @@ from pathlib import Path
 from liser.audio import audio_info
 from liser.constants import IEMOCAP_CODES, IEMOCAP_EMOTIONS
 from liser.corpora.manifest import Corpus, find_media, SkipFile, make_manifest, make_skips, read_files
+from liser.errors import InputNotFound
 
 N_SESSIONS = 5
 LEFT_OUT = {
@@ -71,10 +72,10 @@ def prepare(root: Path) -> Corpus:
     """Read IEMOCAP's 4-class utterances under ``root`` into a manifest."""
     root = Path(root).expanduser().resolve()
     if not root.is_dir():
-        raise FileNotFoundError(f"IEMOCAP folder not found: {root}")
+        raise InputNotFound(f"IEMOCAP folder not found: {root}")
     sessions = _session_dirs(root)
     if not sessions:
-        raise FileNotFoundError(f"no Session1..Session{N_SESSIONS} folders in {root} or {root / 'IEMOCAP_full_release'}")
+        raise InputNotFound(f"no Session1..Session{N_SESSIONS} folders in {root} or {root / 'IEMOCAP_full_release'}")
     labels: dict[str, tuple[str, list[float]]] = {}
     transcripts: dict[str, str] = {}
     wavs: list[Path] = []

@@ -45,6 +45,7 @@ from pathlib import Path
 from liser.audio import AudioError, audio_info
 from liser.constants import RAVDESS_EMOTIONS
 from liser.corpora.manifest import Corpus, find_media, SkipFile, make_manifest, make_skips, read_files
+from liser.errors import InputNotFound
 
 MODALITIES = {"01": "full-AV", "02": "video-only", "03": "audio-only"}
 VOCAL_CHANNELS = {"01": "speech", "02": "song"}
@@ -61,7 +62,7 @@ def prepare(root: Path) -> Corpus:
     """Read RAVDESS audio-only speech under ``root`` into a manifest."""
     root = Path(root).expanduser().resolve()
     if not root.is_dir():
-        raise FileNotFoundError(f"RAVDESS folder not found: {root}")
+        raise InputNotFound(f"RAVDESS folder not found: {root}")
     wavs, ignored = find_media(root, (".wav",))
     rows, skips = read_files(wavs, _describe)
     return Corpus(

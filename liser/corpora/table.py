@@ -39,6 +39,7 @@ from pathlib import Path, PurePath
 
 from liser.audio import AudioError, audio_info
 from liser.corpora.manifest import Corpus, SkipFile, make_manifest, make_skips
+from liser.errors import DataError, InputNotFound
 
 DEFAULT_FILE = "corpus.csv"
 REQUIRED = ("path", "speaker", "label")
@@ -50,7 +51,7 @@ def prepare(root: Path) -> Corpus:
     root = Path(root).expanduser().resolve()
     csv_path = root / DEFAULT_FILE if root.is_dir() else root
     if not csv_path.is_file():
-        raise FileNotFoundError(f"corpus table not found: {csv_path} (give a .csv file or a folder holding {DEFAULT_FILE})")
+        raise InputNotFound(f"corpus table not found: {csv_path} (give a .csv file or a folder holding {DEFAULT_FILE})")
     rows: list[dict] = []
     skips: list[tuple[str, str]] = []
     seen: dict[str, int] = {}
@@ -84,7 +85,7 @@ def _read_rows(csv_path: Path):
             header = [h.strip().lower() for h in next(reader, [])]
             missing = [c for c in REQUIRED if c not in header]
             if missing:
-                raise ValueError(
+                raise DataError(
                     f"{csv_path}: missing required column {missing[0]!r}"
                     + (f" (and {', '.join(map(repr, missing[1:]))})" if missing[1:] else "")
                     + f"; it has {header}, and needs {list(REQUIRED)} (optional {list(OPTIONAL)})"
@@ -105,7 +106,7 @@ def _read_rows(csv_path: Path):
                     continue
                 yield reader.line_num, dict(zip(header, cells))
     except UnicodeDecodeError as exc:
-        raise ValueError(f"{csv_path}: not UTF-8 text ({exc}); save it as UTF-8") from exc
+        raise DataError(f"{csv_path}: not UTF-8 text ({exc}); save it as UTF-8") from exc
 
 
 def _describe(cells: dict[str, str], folder: Path) -> dict:

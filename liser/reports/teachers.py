@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 
 from liser.reports import html
 from liser.reports.figures import confusion_figure
+from liser.errors import InputNotFound, TeacherError
 from liser.teachers.diagnosis import (
     COLLAPSE_SHARE,
     CONFIDENCE_FACTOR,
@@ -162,7 +163,7 @@ def report_folder(
 
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: not a folder of teacher-output files; give the --out folder of `liser teacher cache`")
+        raise InputNotFound(f"{folder}: not a folder of teacher-output files; give the --out folder of `liser teacher cache`")
     files = files if files is not None else speech_video_files(folder)
     unlabeled = unlabeled or _spec_from_meta(files, "unlabeled")
     labeled = labeled or _spec_from_meta(files, "labeled")
@@ -173,7 +174,7 @@ def report_folder(
     if labeled:
         lab = load_corpus(labeled)
         if not lab.labeled:
-            raise ValueError(f"--labeled {labeled}: this corpus has no labels; give the labeled corpus the teachers were fitted on")
+            raise TeacherError(f"--labeled {labeled}: this corpus has no labels; give the labeled corpus the teachers were fitted on")
         prior = labeled_prior(lab.manifest, lab.classes)
     diag = diagnose(folder, unlabeled_ids=ids, unlabeled=unlabeled, prior=prior, prior_source=f"the labeled corpus {labeled}" if labeled else None,
                     truth_file=truth, files=files)

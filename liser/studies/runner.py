@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterator
 
 from liser import __version__
 from liser.studies import search, tracking
+from liser.errors import ClusterError
 from liser.studies.spec import Study, StudyError
 from liser.studies.trial import TrialContext, run_trial
 
@@ -201,6 +202,29 @@ def _join_with_token() -> None:
         os.environ["RAY_AUTH_MODE"] = "token"
 
 
+def check_ray_address(address: str, timeout: float = 5.0) -> None:
+    """Fail in seconds when nothing listens at a Ray address (``ray.init`` retries for minutes).
+
+    ``auto`` and ``local`` are Ray's own keywords and pass; ``ray://host:port`` (Ray Client) and
+    ``host:port`` (the GCS) are probed with one TCP connection.
+    """
+    import socket
+
+    if address in ("auto", "local"):
+        return
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ClusterError(f"--address {address}: not HOST:PORT or ray://HOST:PORT (e.g. 10.0.0.5:6379 or ray://head:10001)")
+    try:
+        socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ClusterError(
+            f"--address {address}: nothing answers at {host}:{port} within {timeout:g} s ({exc.strerror or exc}); "
+            "is `ray start --head` running there, and is the port open?"
+        ) from None
+
+
 def _init_ray(address: str | None, cpus: int | None) -> bool:
     """Start a local Ray (or join ``address``); False when this process already has one."""
     import ray
@@ -212,7 +236,7 @@ def _init_ray(address: str | None, cpus: int | None) -> bool:
         try:
             ray.init(address=address, **kwargs)
         except (ConnectionError, RuntimeError) as exc:
-            raise StudyError(f"--address {address}: cannot join the Ray cluster ({str(exc).splitlines()[0]}); is `ray start --head` running there?") from exc
+            raise ClusterError(f"--address {address}: cannot join the Ray cluster ({str(exc).splitlines()[0]}); is `ray start --head` running there?") from exc
     else:
         # "local": a fresh Ray of our own, even when `ray start` left a cluster on this machine
         # (a bare ray.init() would silently join that one); --address / RAY_ADDRESS joins one.
@@ -251,6 +275,7 @@ def run_study(
     """Run (or resume) a study to the end of its budget; return what the records hold."""
     started = time.time()
     if address:
+        check_ray_address(address)
         _join_with_token()  # before anything imports ray
     state = state_dir_for(study.name, root)
     uri, artifact_root = tracking.resolve_tracking_uri(tracking_uri, root)

@@ -172,6 +172,10 @@ class Study(_Strict):
             both = sorted(set(self.search.space) & set(self.fixed))
             if both:
                 raise ValueError(f"{both} are both searched and fixed")
+        if self.subset is not None and not self.subset:
+            raise ValueError("subset: give at least one point index, or leave subset out to run every point")
+        if not self.configurations:
+            raise ValueError("configurations: name at least one, e.g. [no-dstl]")
         return self
 
     # ------------------------------------------------------------------ derived

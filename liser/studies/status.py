@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from liser.errors import InputNotFound
 from liser.studies import tracking
 from liser.studies.runner import is_running, state_dir_for
 
@@ -21,14 +22,14 @@ def study_status(name: str, *, root: str | Path = ".", tracking_uri: str | None 
 
     from liser.studies.search import storage, trial_table
 
+    uri, _ = tracking.resolve_tracking_uri(tracking_uri, root)  # checked first: a wrong address fails in seconds
     state = state_dir_for(name, root)
     if not (state / "optuna.journal").exists():
         others = known_studies(root)
-        raise FileNotFoundError(f"no study named {name!r} under {state.parent}" + (f"; known: {others}" if others else "; run `liser study run studies/FILE.yaml` first"))
+        raise InputNotFound(f"no study named {name!r} under {state.parent}" + (f"; known: {others}" if others else "; run `liser study run studies/FILE.yaml` first"))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     ostudy = optuna.load_study(study_name=name, storage=storage(state))
     rows = trial_table(ostudy)
-    uri, _ = tracking.resolve_tracking_uri(tracking_uri, root)
     c = tracking.client(uri)
     exp = c.get_experiment_by_name(name)
     runs = {}

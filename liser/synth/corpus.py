@@ -44,6 +44,7 @@ from liser.constants import CREMAD_CODES, CREMAD_EMOTIONS, FERV39K_CLASSES, RAVD
 from liser.synth import face, speech
 from liser.synth.transcripts import transcript
 from liser.teachers.outputs import TeacherOutputs
+from liser.errors import DataError
 
 STATEMENT_TEXT = {1: "Kids are talking by the door", 2: "Dogs are sitting by the door"}
 
@@ -468,11 +469,11 @@ def generate(
     Existing files with the same names are overwritten; nothing else is deleted.
     """
     if video_size % 2:
-        raise ValueError(f"video_size must be even for yuv420p video, got {video_size}")
+        raise DataError(f"video_size must be even for yuv420p video, got {video_size}")
     if not 0 <= cremad_actors <= 91:
-        raise ValueError(f"cremad_actors must be 0..91 (CREMA-D actor ids 1001..1091), got {cremad_actors}")
+        raise DataError(f"cremad_actors must be 0..91 (CREMA-D actor ids 1001..1091), got {cremad_actors}")
     if not 1 <= actors <= 99:
-        raise ValueError(f"actors must be 1..99 (two-digit RAVDESS actor codes), got {actors}")
+        raise DataError(f"actors must be 1..99 (two-digit RAVDESS actor codes), got {actors}")
     start = time.perf_counter()
     out = Path(out_dir)
     ravdess_dir, clips_dir, teacher_dir = out / "ravdess", out / "avclips", out / "oracle-teachers"

@@ -40,6 +40,7 @@ from liser.constants import FERV39K_CLASSES, VIDEO_FPS
 from liser.synth import face
 from liser.synth.corpus import VIDEO_CODEC, _rng
 from liser.teachers.faces import SYNTH_FACE_BOX
+from liser.errors import DataError
 
 CLIPS_PER_PERSON = 2
 ZOOM = 1 / (SYNTH_FACE_BOX[2] - SYNTH_FACE_BOX[0])  # the clips' face box fills the frame
@@ -60,9 +61,9 @@ def generate_face_videos(
     expression strength is uniform in ``intensity`` (0 = neutral face).
     """
     if size % 2:
-        raise ValueError(f"size must be even for yuv420p video, got {size}")
+        raise DataError(f"size must be even for yuv420p video, got {size}")
     if n_clips < 1:
-        raise ValueError(f"n_clips must be positive, got {n_clips}")
+        raise DataError(f"n_clips must be positive, got {n_clips}")
     start = time.perf_counter()
     out = Path(out_dir)
     videos = out / "videos"

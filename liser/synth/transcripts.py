@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from liser.constants import RAVDESS_EMOTIONS
+from liser.errors import DataError
 
 OWN_SHARE = 0.70  # transcripts with words of the clip's own emotion
 OTHER_SHARE = 0.15  # with words of one other emotion (misleading)
@@ -89,7 +90,7 @@ def draw_transcript(emotion: str, clip_id: str, seed: int = 0) -> Transcript:
         ValueError: ``emotion`` is not one of RAVDESS's 8.
     """
     if emotion not in EMOTION_WORDS:
-        raise ValueError(f"no transcript words for emotion {emotion!r}; known: {', '.join(EMOTION_WORDS)}")
+        raise DataError(f"no transcript words for emotion {emotion!r}; known: {', '.join(EMOTION_WORDS)}")
     rng = _rng(seed, clip_id)
     kind = KINDS[int(rng.choice(3, p=[OWN_SHARE, OTHER_SHARE, NONE_SHARE]))]
 

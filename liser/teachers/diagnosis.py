@@ -27,6 +27,7 @@ import pandas as pd
 from liser.constants import FERV39K_OF_EMOTION
 from liser.teachers.outputs import TeacherFiles, TeacherOutputs, find_teacher_files
 from liser.teachers.truth import TRUTH_COLUMN, clip_probs, score_calls
+from liser.errors import InputNotFound
 
 # Warning thresholds (issue 12): a teacher "collapses" when one class takes more than
 # COLLAPSE_SHARE of the clips although no class exceeds PRIOR_MAX_SHARE of the labeled
@@ -204,7 +205,7 @@ def speech_video_files(folder: str | Path) -> TeacherFiles:
     """The speech and video teacher-output files of a folder (``speech[-foldK].npz``, ``video.npz``)."""
     files = {k: v for k, v in find_teacher_files(folder).items() if k in ("speech", "video")}
     if not files:
-        raise FileNotFoundError(f"{folder}: holds no speech or video teacher file (speech.npz, speech-foldK.npz, video.npz); write them with `liser teacher cache`")
+        raise InputNotFound(f"{folder}: holds no speech or video teacher file (speech.npz, speech-foldK.npz, video.npz); write them with `liser teacher cache`")
     return files
 
 

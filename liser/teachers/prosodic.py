@@ -54,6 +54,7 @@ from liser.folds import Fold
 from liser.storage import ClipStore, ContentHashes, SkipClip, StoreRun, default_cache_dir, sha1_file, write_atomic
 from liser.teachers.outputs import ClipOutputs
 from liser.teachers.fitting import check_folds, fold_entry, read_entries, split_fit_val, torch_threads, write_summary
+from liser.errors import TeacherError
 
 N_LLD = 25  # eGeMAPSv02 low-level descriptors per frame
 LLD_HOP_SECONDS = 0.01  # opensmile's eGeMAPS frame step: 100 frames per second
@@ -151,7 +152,7 @@ class ProsodicResNet(nn.Module):
     def __init__(self, n_features: int = N_LLD, n_classes: int = 8, channels: Sequence[int] = (16, 32, 64, 128), embedding: int = 128):
         super().__init__()
         if len(channels) != 4:
-            raise ValueError(f"the prosodic ResNet has 4 residual blocks, so 4 channel widths; got {tuple(channels)}")
+            raise TeacherError(f"the prosodic ResNet has 4 residual blocks, so 4 channel widths; got {tuple(channels)}")
         self.n_features = n_features
         self.stem = nn.Sequential(nn.Conv2d(1, channels[0], 3, 1, 1, bias=False), nn.BatchNorm2d(channels[0]), nn.ReLU())
         widths = [channels[0], *channels]
@@ -161,7 +162,7 @@ class ProsodicResNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> ProsodicOutput:
         if x.ndim != 3 or x.shape[-1] != self.n_features:
-            raise ValueError(f"expected LLDs [batch, frames, {self.n_features}], got {tuple(x.shape)}")
+            raise TeacherError(f"expected LLDs [batch, frames, {self.n_features}], got {tuple(x.shape)}")
         if x.shape[1] < MIN_FRAMES:
             x = nn.functional.pad(x, (0, 0, 0, MIN_FRAMES - x.shape[1]))
         h = self.blocks(self.stem(x.unsqueeze(1)))  # [B, C, T / 8, F / 8]
@@ -262,7 +263,7 @@ def _fit(llds, labels, classes, cfg: ProsodicTeacherConfig, device, progress: bo
     y = np.asarray([labels[c] for c in ids], int)
     fit_idx, val_idx = split_fit_val(y, cfg.val_fraction, cfg.seed)
     if not len(fit_idx) or not len(val_idx):
-        raise ValueError(f"{len(ids)} usable clips cannot be split into fit and validation parts")
+        raise TeacherError(f"{len(ids)} usable clips cannot be split into fit and validation parts")
     mean, std = standardizer([llds[ids[i]] for i in fit_idx])  # the fit clips only
     x = [(llds[c] - mean) / std for c in ids]
 
@@ -390,7 +391,7 @@ def fit_prosodic_teachers(
     cfg = cfg or ProsodicTeacherConfig()
     out_dir = Path(out_dir)
     if not corpus.labeled:
-        raise ValueError(f"corpus {corpus.name} at {corpus.root} is unlabeled; a prosodic teacher is fitted on labeled speech")
+        raise TeacherError(f"corpus {corpus.name} at {corpus.root} is unlabeled; a prosodic teacher is fitted on labeled speech")
     by_index, wanted = check_folds(folds, fold_indices)  # all leakage checks before any work
 
     settings = lld_settings()
@@ -420,14 +421,14 @@ def fit_prosodic_teachers(
             else:
                 labels = {c: label_of[c] for c in all_ids if speaker_of[c] in train}
                 if not labels:
-                    raise ValueError(f"fold {k}: no usable clips of training speakers {train} in corpus {corpus.name}")
+                    raise TeacherError(f"fold {k}: no usable clips of training speakers {train} in corpus {corpus.name}")
                 payload = fit_prosodic_teacher(
                     llds, labels, corpus.classes, cfg, device=device, progress=progress, desc=f"prosodic teacher fold {k}"
                 )
                 used = {speaker_of[c] for c in payload["fit_clips"] + payload["val_clips"]}
                 if used & held_out or not used <= set(train):  # belt and braces: what was actually used
                     outside = sorted(used - set(train))
-                    raise ValueError(f"leakage: fold {k}'s teacher used clips of speakers {outside} outside its training speakers")
+                    raise TeacherError(f"leakage: fold {k}'s teacher used clips of speakers {outside} outside its training speakers")
                 payload.update(train_speakers=train, val_speakers=sorted(fold.val), test_speakers=sorted(fold.test),
                                settings=settings, manifest_hash=manifest_hash, corpus=corpus.name, liser_version=liser.__version__)
                 payload["weights_sha1"] = _state_sha1(payload["state_dict"])

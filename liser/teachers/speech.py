@@ -56,6 +56,7 @@ from liser.corpora.manifest import Corpus
 from liser.evaluate import uar, war
 from liser.folds import Fold
 from liser.storage import default_cache_dir
+from liser.errors import TeacherError
 from liser.teachers.fitting import (
     TeacherError, check_folds, fold_entry, not_cached_message, read_entries, split_fit_val, torch_threads, write_summary,
 )
@@ -487,9 +488,9 @@ def segment_wave(wave: np.ndarray, *, normalize: bool) -> np.ndarray:
     """[ceil(len / 0.5 s), 0.5 s] segments; the last is zero-padded, each normalized on its own samples."""
     wave = np.asarray(wave, np.float32)
     if wave.ndim != 1:
-        raise ValueError(f"expected a mono waveform (1-D array), got shape {wave.shape}")
+        raise TeacherError(f"expected a mono waveform (1-D array), got shape {wave.shape}")
     if not np.all(np.isfinite(wave)):
-        raise ValueError("waveform holds NaN or inf samples")
+        raise TeacherError("waveform holds NaN or inf samples")
     n_seg = math.ceil(len(wave) / SEGMENT_SAMPLES)
     out = np.zeros((n_seg, SEGMENT_SAMPLES), np.float32)
     for s in range(n_seg):

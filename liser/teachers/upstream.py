@@ -37,11 +37,11 @@ def _base_model(model: torch.nn.Module) -> torch.nn.Module:
 def _check_wave(wave: np.ndarray, index: int, min_samples: int) -> np.ndarray:
     wave = np.asarray(wave, np.float32)
     if wave.ndim != 1:
-        raise ValueError(f"clip {index}: expected a mono waveform (1-D array), got shape {wave.shape}")
+        raise TeacherError(f"clip {index}: expected a mono waveform (1-D array), got shape {wave.shape}")
     if not np.all(np.isfinite(wave)):
-        raise ValueError(f"clip {index}: waveform holds NaN or inf samples")
+        raise TeacherError(f"clip {index}: waveform holds NaN or inf samples")
     if len(wave) < min_samples:
-        raise ValueError(f"clip {index}: {len(wave)} samples is shorter than one HuBERT frame ({min_samples} samples)")
+        raise TeacherError(f"clip {index}: {len(wave)} samples is shorter than one HuBERT frame ({min_samples} samples)")
     return wave
 
 

@@ -75,6 +75,7 @@ K = len(FERV39K_CLASSES)
 
 
 from liser.errors import CheckpointError  # noqa: E402  (re-exported)
+from liser.errors import InputNotFound, TeacherError
 
 
 # ----------------------------------------------------------------------- windows
@@ -111,7 +112,7 @@ def to_teacher_outputs(
     corpus need not be held in memory (see :func:`corpus_teacher_outputs`).
     """
     if list(teacher.classes) != list(FERV39K_CLASSES):
-        raise ValueError(f"teacher {teacher.name} gives classes {teacher.classes}, expected FERV39K order {FERV39K_CLASSES}")
+        raise TeacherError(f"teacher {teacher.name} gives classes {teacher.classes}, expected FERV39K order {FERV39K_CLASSES}")
     items = tracks_by_clip.items() if isinstance(tracks_by_clip, Mapping) else tracks_by_clip
     probs, valid, windows_total, seconds = {}, {}, 0, 0.0
     for clip_id, track in tqdm(items, desc=f"teacher {teacher.name}", unit="clip", disable=not progress):
@@ -160,7 +161,7 @@ def corpus_teacher_outputs(
 def _check_rows(probs: np.ndarray, valid: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
     probs, valid = np.asarray(probs, np.float32).reshape(-1, K), np.asarray(valid, bool)
     if len(probs) != len(valid):
-        raise ValueError(f"teacher {name} returned {len(probs)} rows but {len(valid)} validity flags")
+        raise TeacherError(f"teacher {name} returned {len(probs)} rows but {len(valid)} validity flags")
     probs = probs.copy()
     probs[~valid] = 1.0 / K
     return probs, valid
@@ -218,12 +219,12 @@ def import_dfer_outputs(path: str | Path, clip_ids: Iterable[str] | None = None,
         key = normalise_class_name(col)
         if key in FERV39K_CLASSES or key in ("clip_id", "start_frame", "valid"):
             if key in columns:
-                raise ValueError(f"{path}: columns {columns[key]!r} and {col!r} both name {key!r}")
+                raise TeacherError(f"{path}: columns {columns[key]!r} and {col!r} both name {key!r}")
             columns[key] = col
     missing = [c for c in ("clip_id", "start_frame", *FERV39K_CLASSES) if c not in columns]
     if missing:
         expected = ", ".join(("clip_id", "start_frame", *FERV39K_CLASSES))
-        raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; expected {expected} [, valid]")
+        raise TeacherError(f"{path}: missing column(s) {', '.join(missing)}; expected {expected} [, valid]")
     clip = table[columns["clip_id"]].astype(str).to_numpy()
     start = pd.to_numeric(table[columns["start_frame"]], errors="coerce").to_numpy(float)
     probs = table[[columns[c] for c in FERV39K_CLASSES]].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
@@ -234,17 +235,17 @@ def import_dfer_outputs(path: str | Path, clip_ids: Iterable[str] | None = None,
 
     bad_start = np.flatnonzero(~np.isfinite(start) | (start < 0) | (np.mod(start, DFER_WINDOW_FRAMES) != 0))
     if len(bad_start):
-        raise ValueError(f"{where(bad_start[0])}: start_frame must be a non-negative multiple of {DFER_WINDOW_FRAMES}")
+        raise TeacherError(f"{where(bad_start[0])}: start_frame must be a non-negative multiple of {DFER_WINDOW_FRAMES}")
     sums = probs.sum(1)
     bad = np.flatnonzero(valid & ~(np.all(np.isfinite(probs) & (probs >= -1e-6), 1) & (np.abs(sums - 1) <= 1e-3)))
     if len(bad):
-        raise ValueError(f"{where(bad[0])}: probabilities sum to {sums[bad[0]]:.6g}, not 1 within 1e-3 ({len(bad)} such rows)")
+        raise TeacherError(f"{where(bad[0])}: probabilities sum to {sums[bad[0]]:.6g}, not 1 within 1e-3 ({len(bad)} such rows)")
     probs = np.where(valid[:, None], np.clip(probs, 0, None), 1.0 / K)
     probs /= probs.sum(1, keepdims=True)
     index = (start // DFER_WINDOW_FRAMES).astype(np.int64)
     dup = pd.Series(list(zip(clip, index))).duplicated().to_numpy()
     if dup.any():
-        raise ValueError(f"{where(np.flatnonzero(dup)[0])}: this clip and start_frame appear twice")
+        raise TeacherError(f"{where(np.flatnonzero(dup)[0])}: this clip and start_frame appear twice")
 
     keep = set(clip_ids) if clip_ids is not None else None
     segments, masks, dropped = {}, {}, []
@@ -280,7 +281,7 @@ def import_dfer_outputs(path: str | Path, clip_ids: Iterable[str] | None = None,
 
 def _read_table(path: Path) -> pd.DataFrame:
     if not path.exists():
-        raise FileNotFoundError(f"{path}: DFER output file not found")
+        raise InputNotFound(f"{path}: DFER output file not found")
     if path.suffix.lower() in (".parquet", ".pq"):
         if importlib.util.find_spec("pyarrow") is None and importlib.util.find_spec("fastparquet") is None:
             raise ImportError(f"{path}: reading parquet needs pyarrow; `pip install pyarrow`, or export the outputs as CSV")
@@ -288,7 +289,7 @@ def _read_table(path: Path) -> pd.DataFrame:
     try:
         return pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: not a readable CSV ({err})") from err
+        raise TeacherError(f"{path}: not a readable CSV ({err})") from err
 
 
 def _parse_valid(column: pd.Series, path: Path) -> np.ndarray:
@@ -296,7 +297,7 @@ def _parse_valid(column: pd.Series, path: Path) -> np.ndarray:
     truth = {"1": True, "1.0": True, "true": True, "yes": True, "0": False, "0.0": False, "false": False, "no": False}
     unknown = sorted(set(text) - set(truth))
     if unknown:
-        raise ValueError(f"{path}: column 'valid' holds {unknown[:5]}; use 1/0 or true/false")
+        raise TeacherError(f"{path}: column 'valid' holds {unknown[:5]}; use 1/0 or true/false")
     return text.map(truth).to_numpy(bool)
 
 
@@ -515,7 +516,7 @@ class SmallDFERNet(nn.Module):
     def __init__(self, n_classes: int = K, width: int = 16, embed: int = 128, size: int = 64, dropout: float = 0.2) -> None:
         super().__init__()
         if size % 16:
-            raise ValueError(f"crop size must be a multiple of 16, got {size}")
+            raise TeacherError(f"crop size must be a multiple of 16, got {size}")
         chans = [3, width, 2 * width, 4 * width, 4 * width]
         blocks: list[nn.Module] = []
         for cin, cout in zip(chans[:-1], chans[1:]):
@@ -601,7 +602,7 @@ class SmallDFER:
 
     def predict_windows(self, track: FaceTrack, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
         if track.size != self.meta.get("size", track.size):
-            raise ValueError(f"track crops are {track.size}px but this model was trained on {self.meta['size']}px")
+            raise TeacherError(f"track crops are {track.size}px but this model was trained on {self.meta['size']}px")
         starts, valid = windows(track, self.min_faces)
         out = np.full((len(starts), K), 1.0 / K, np.float32)
         idx = np.flatnonzero(valid)
@@ -644,24 +645,24 @@ def read_video_table(videos: str | Path | pd.DataFrame) -> pd.DataFrame:
         videos = Path(videos)
         csv = videos / "labels.csv" if videos.is_dir() else videos
         if not csv.is_file():
-            raise FileNotFoundError(f"{csv}: labeled video table not found (expected labels.csv with clip_id, label)")
+            raise InputNotFound(f"{csv}: labeled video table not found (expected labels.csv with clip_id, label)")
         table, base = pd.read_csv(csv), csv.parent
     missing = {"clip_id", "label"} - set(table.columns)
     if missing:
-        raise ValueError(f"labeled video table lacks column(s) {sorted(missing)}")
+        raise TeacherError(f"labeled video table lacks column(s) {sorted(missing)}")
     if "path" not in table:
         if "video_path" in table:
             table["path"] = table["video_path"]
         elif base is not None:
             table["path"] = [str(base / "videos" / f"{c}.mp4") for c in table["clip_id"]]
         else:
-            raise ValueError("labeled video table needs a path (or video_path) column")
+            raise TeacherError("labeled video table needs a path (or video_path) column")
     if base is not None:
         table["path"] = [str(p if Path(p).is_absolute() else base / p) for p in table["path"]]
     table["label"] = [normalise_class_name(v) for v in table["label"]]
     unknown = sorted(set(table["label"]) - set(FERV39K_CLASSES))
     if unknown:
-        raise ValueError(f"labels {unknown} are not FERV39k classes {list(FERV39K_CLASSES)}")
+        raise TeacherError(f"labels {unknown} are not FERV39k classes {list(FERV39K_CLASSES)}")
     table["clip_id"] = table["clip_id"].astype(str)
     return table.reset_index(drop=True)
 
@@ -733,14 +734,14 @@ def fit_small_dfer(
         keep.append(i)
     store.save_hashes()
     if len(tracks) < 2:
-        raise ValueError(f"only {len(tracks)} usable labeled video(s); need at least 2 (skipped: {skipped[:5]})")
+        raise TeacherError(f"only {len(tracks)} usable labeled video(s); need at least 2 (skipped: {skipped[:5]})")
     if any(t.size != size for t in tracks):
-        raise ValueError(f"the store's crops are not {size}px; pass a FaceStore with size={size}")
+        raise TeacherError(f"the store's crops are not {size}px; pass a FaceStore with size={size}")
     table = table.iloc[keep].reset_index(drop=True)
     y = np.asarray(labels)
     val = _split(table, val_fraction, rng)
     if val.all() or not val.any():
-        raise ValueError(f"could not hold out a validation part of {len(table)} clips; add clips")
+        raise TeacherError(f"could not hold out a validation part of {len(table)} clips; add clips")
     train_idx, val_idx = np.flatnonzero(~val), np.flatnonzero(val)
 
     architecture = {"n_classes": K, "width": width, "embed": 128, "size": size, "dropout": 0.2}

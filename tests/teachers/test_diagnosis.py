@@ -125,8 +125,8 @@ def test_cli_teacher_report_prints_the_summary_and_fails_in_one_line(tmp_path):
     assert r.exit_code == 0, r.output
     assert "teacher diagnosis of" in r.output and "WARNING speech-fold1.npz" in r.output and (tmp_path / "teachers.html").exists()
     r = CliRunner().invoke(main, ["teacher", "report", str(tmp_path / "nothing")])
-    assert r.exit_code == 1 and "not a folder of teacher-output files" in r.output and "Traceback" not in r.output
+    assert r.exit_code == 3 and "not a folder of teacher-output files" in r.output and "Traceback" not in r.output
     empty = tmp_path / "empty"
     empty.mkdir()
     r = CliRunner().invoke(main, ["teacher", "report", str(empty)])
-    assert r.exit_code == 1 and "holds no teacher-output file" in r.output
+    assert r.exit_code == 4 and "holds no teacher-output file" in r.output  # a teacher error
