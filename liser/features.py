@@ -108,6 +108,7 @@ class FeatureSet:
     skipped: pd.DataFrame  # path, reason: unusable at decode time
     fixes: Counter = field(default_factory=Counter)  # "resampled 48000->16000 Hz" -> count
     computed: int = 0  # clips decoded in this call (0 on a warm cache)
+    cache_dir: Path | None = None  # the cache root they came from; derived caches (NSL graphs) go there too
 
     def __len__(self) -> int:
         return len(self.features)
@@ -135,4 +136,4 @@ def featurize(corpus: Corpus, cache_dir: str | Path | None = None, progress: boo
     for entry in run.arrays.values():
         fixes.update(str(f) for f in entry.get("fixes", ()))
     features = {clip_id: entry["mel"] for clip_id, entry in run.arrays.items()}
-    return FeatureSet(features, make_skips(run.skipped), fixes, run.computed)
+    return FeatureSet(features, make_skips(run.skipped), fixes, run.computed, root)

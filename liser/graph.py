@@ -11,7 +11,6 @@ are what to log to see whether epsilon is too strict (many isolated nodes).
 
 from __future__ import annotations
 
-import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Sequence
 
 import numpy as np
 from liser.errors import DataError, InputNotFound
+from liser.storage import write_atomic
 
 FORMAT = "liser.graph"
 VERSION = 1
@@ -108,18 +108,11 @@ class Graph:
     def save(self, path: str | Path) -> Path:
         """Write an ``.npz`` atomically: a temporary file in the same folder, then renamed."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            with open(tmp, "wb") as f:
-                np.savez(
-                    f, format=np.array(FORMAT), version=np.array(VERSION), ids=np.array(self.ids, dtype=str),
-                    neighbors=self.neighbors, similarity=self.similarity,
-                    epsilon=np.array(self.epsilon), max_neighbors=np.array(self.max_neighbors),
-                )
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_atomic(path, lambda f: np.savez(
+            f, format=np.array(FORMAT), version=np.array(VERSION), ids=np.array(self.ids, dtype=str),
+            neighbors=self.neighbors, similarity=self.similarity,
+            epsilon=np.array(self.epsilon), max_neighbors=np.array(self.max_neighbors),
+        ))
         return path
 
     @classmethod

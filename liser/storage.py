@@ -62,20 +62,31 @@ class ContentHashes:
 
     def save(self) -> None:
         if self.dirty:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")  # concurrent runs never share a temp file
-            tmp.write_text(json.dumps(self.table))
-            tmp.replace(self.path)
+            write_text_atomic(self.path, json.dumps(self.table))
             self.dirty = False
 
 
-def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Write through a temp file and rename, so a crash never leaves half a file."""
+def write_atomic(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
+    """Write through a temp file and rename, so a crash never leaves half a file.
+
+    The one atomic write of the package: the temp file sits next to ``path`` (same file
+    system, so the rename is atomic) and carries the pid, so concurrent writers never share it.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        write(fh)
-    tmp.replace(path)
+    try:
+        with open(tmp, "wb") as fh:
+            write(fh)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """:func:`write_atomic` for text (UTF-8)."""
+    return write_atomic(path, lambda fh: fh.write(text.encode("utf-8")))
 
 
 class SkipClip(Exception):

@@ -35,6 +35,7 @@ EpochCallback = Callable[[int, int, dict], None]  # (fold, epoch, metrics)
 
 
 from liser.errors import TrainingDiverged  # noqa: E402  (re-exported)
+from liser.storage import write_atomic, write_text_atomic  # noqa: E402
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -185,7 +186,7 @@ def train_fold(
     if cfg.uses_unlabeled and unlabeled is None:
         raise ValueError(f"configuration {cfg.name!r} distils, so it needs an unlabeled corpus (--unlabeled)")
     model = build_model(cfg, n_classes, needed).to(device)
-    method = FoldMethod(cfg, needed, train_rows["clip_id"].tolist(), feats)
+    method = FoldMethod(cfg, needed, train_rows["clip_id"].tolist(), feats, cache_dir=labeled.features.cache_dir)
 
     lab = LabeledSampler([feats[c] for c in train_rows["clip_id"]], train_rows["label_index"].to_numpy(), cfg.batch_size, train_rows["clip_id"].tolist())
     sampler = UnlabeledSampler(unlabeled, needed, cfg.n_unlabeled) if cfg.uses_unlabeled else None
@@ -274,10 +275,7 @@ def save_checkpoint(path: Path, result: FoldResult, cfg: TrainConfig, classes: t
         "val_uar": result.val.uar,
         "liser_version": __version__,
     }
-    tmp = path.with_suffix(".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
-    return path
+    return write_atomic(path, lambda f: torch.save(payload, f))
 
 
 def load_student(path: str | Path, device: str | torch.device = "cpu") -> tuple[Student, dict]:
@@ -289,9 +287,7 @@ def load_student(path: str | Path, device: str | torch.device = "cpu") -> tuple[
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    tmp.replace(path)
+    write_text_atomic(path, json.dumps(data, indent=1))
 
 
 def train(

@@ -138,3 +138,15 @@ def test_train_cli_names_the_missing_teacher_files(synth_root, tmp_path):
     ])
     assert res.exit_code != 0
     assert "prosodic and linguistic teacher outputs" in res.output and "liser teacher prosodic fit" in res.output
+
+
+def test_nsl_graph_cache_follows_the_feature_cache(synth_root, cremad, tmp_path):
+    """The graph goes under the cache root the features came from (``--cache-dir``), not $LISER_CACHE."""
+    from liser.data import load_corpus_data
+
+    data = load_corpus_data(cremad.corpus.spec, tmp_path / "cache", progress=False)
+    assert data.features.cache_dir == tmp_path / "cache"
+    folds = folds_for(data.table, 5, 0)
+    teachers = _teachers(synth_root / "oracle-teachers-nsl", data.corpus.classes)
+    train_fold(make_config("nsl-cnn-lstm", epochs=1, nsl_epsilon=0.3), data, folds[0], None, teachers, progress=False)
+    assert len(list((tmp_path / "cache" / "graphs").glob("*.npz"))) == 1

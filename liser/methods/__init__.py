@@ -50,14 +50,14 @@ def rebuild_student(config: dict) -> nn.Module:
 class FoldMethod:
     """What one fold's training loop needs from its method: the batch loss and what to report."""
 
-    def __init__(self, cfg: TrainConfig, teachers: dict, train_ids: list[str], feats: dict[str, np.ndarray]):
+    def __init__(self, cfg: TrainConfig, teachers: dict, train_ids: list[str], feats: dict[str, np.ndarray], cache_dir=None):
         self.cfg, self.teachers = cfg, teachers
         self.counts: dict = {}
         self.neighbours = None
         if cfg.method == "nsl":
             from liser.methods.nsl import NeighbourCrops, fold_graph
 
-            graph, missing = fold_graph(teachers["upstream"], train_ids, cfg)
+            graph, missing = fold_graph(teachers["upstream"], train_ids, cfg, cache_dir)
             self.neighbours = NeighbourCrops(graph, feats)
             stats = graph.stats()
             self.graph_stats = stats

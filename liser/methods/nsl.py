@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -24,7 +25,7 @@ from liser.storage import default_cache_dir
 from liser.teachers.outputs import ClipOutputs, TeacherFileError
 
 
-def fold_graph(upstream: ClipOutputs, train_ids: list[str], cfg: TrainConfig) -> tuple[Graph, int]:
+def fold_graph(upstream: ClipOutputs, train_ids: list[str], cfg: TrainConfig, cache_dir=None) -> tuple[Graph, int]:
     """The graph over the fold's training clips, and how many of them the upstream file lacks (isolated).
 
     Built once per (embeddings, training clips, ε, n) and cached under ``<cache>/graphs/``, so the
@@ -35,7 +36,7 @@ def fold_graph(upstream: ClipOutputs, train_ids: list[str], cfg: TrainConfig) ->
         raise TeacherFileError("the upstream embeddings cover none of this fold's training clips; embed the target corpus with `liser teacher upstream`")
     _, emb = upstream.take(have)
     key = hashlib.sha1(emb.tobytes() + json.dumps([have, cfg.nsl_epsilon, cfg.nsl_neighbors]).encode()).hexdigest()[:16]
-    path = default_cache_dir() / "graphs" / f"{key}.npz"
+    path = Path(cache_dir or default_cache_dir()) / "graphs" / f"{key}.npz"  # --cache-dir when given
     try:
         graph = Graph.load(path)
     except (FileNotFoundError, ValueError):  # not built yet, or a broken file: build it again

@@ -37,7 +37,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import time
 import warnings
 import zipfile
@@ -233,9 +232,7 @@ def ensure_offline_detector() -> Path:
                 f"OpenCV's {name} is not installed (cv2 {cv2.__version__} ships no Haar cascades) and deepface "
                 f"would download it. Install `opencv-contrib-python-headless<5`, or copy {name} into {weights}."
             )
-        tmp = target.with_name(f".{name}.{os.getpid()}.tmp")
-        shutil.copyfile(source / name, tmp)
-        tmp.replace(target)
+        write_atomic(target, lambda f, src=source / name: f.write(src.read_bytes()))
     return weights
 
 
@@ -400,7 +397,8 @@ class FaceStore:
         try:
             frames, info = read_frames(path, max_side=None if detector in ("prealigned", "synthetic") else self.max_side)
         except VideoError as err:
-            write_atomic(failed, lambda fh: fh.write(json.dumps({"reason": err.reason}).encode()))
+            reason = json.dumps({"reason": err.reason}).encode()
+            write_atomic(failed, lambda fh: fh.write(reason))
             raise
         box = self.box if detector == "prealigned" else None
         track = extract_faces(frames, detector, self.size, box)

@@ -10,7 +10,6 @@ Kept free of heavy imports (transformers, peft) so every teacher module can use 
 from __future__ import annotations
 
 import json
-import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -23,6 +22,7 @@ from liser.folds import Fold
 
 
 from liser.errors import TeacherError  # noqa: E402  (re-exported)
+from liser.storage import write_text_atomic  # noqa: E402
 
 
 def not_cached_message(what: str, backbone: str, err: Exception, offline: str) -> str:
@@ -101,8 +101,5 @@ def write_summary(path: Path, kind: str, corpus, entries: dict[int, dict], **hea
         "kind": kind, **header, "classes": list(corpus.classes), "corpus": corpus.name, "manifest_hash": corpus.manifest_hash(),
         "liser_version": liser.__version__, "folds": [entries[k] for k in sorted(entries)],
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(summary, indent=1))
-    tmp.replace(path)
+    write_text_atomic(path, json.dumps(summary, indent=1))
     return summary

@@ -67,7 +67,6 @@ from liser.teachers.fitting import (
     TeacherError, check_folds, fold_entry, not_cached_message, read_entries, split_fit_val, torch_threads, write_summary,
 )
 from liser.teachers.speech import _looks_like_path, _quiet_transformers, _write_json
-from liser.errors import TeacherError
 
 BERT_BASE = "bert-base-uncased"  # the paper's backbone (section 4.2)
 TINY_TEXT = "tiny-text"  # the offline stand-in, built per fold from its fit transcripts

@@ -31,6 +31,7 @@ KINDS = ("speech", "video")
 
 
 from liser.errors import TeacherFileError  # noqa: E402  (re-exported)
+from liser.storage import write_atomic  # noqa: E402
 
 
 @dataclass
@@ -153,10 +154,7 @@ def _save(path: str | Path, meta: dict, *, clip_ids: list[str], **arrays: np.nda
     content = {"clip_ids": np.asarray(clip_ids, dtype=str), "meta": np.asarray(json.dumps(meta)), **arrays}
     if _holds(path, content):
         return path
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **content)
-    tmp.replace(path)
-    return path
+    return write_atomic(path, lambda f: np.savez(f, **content))
 
 
 def _holds(path: Path, content: dict[str, np.ndarray]) -> bool:
@@ -334,17 +332,3 @@ def find_teacher_files(path: str | Path, kind: str | None = None) -> TeacherFile
         wanted = f"{kind}.npz or {kind}-foldK.npz" if kind else "speech.npz, video.npz, speech-foldK.npz, prosodic-foldK.npz, linguistic-foldK.npz or upstream.npz"
         raise TeacherFileError(f"{path}: holds no teacher-output file ({wanted}); see liser/teachers/outputs.py for the format")
     return found
-
-
-def for_fold(files: TeacherFiles, fold: int) -> dict[str, Path]:
-    """The file of each kind that serves ``fold``: its own, else the all-folds one."""
-    out = {}
-    for kind, by_fold in files.items():
-        path = by_fold.get(fold, by_fold.get(None))
-        if path is None:
-            raise TeacherFileError(
-                f"no {kind} teacher outputs for fold {fold} (have folds {sorted(k for k in by_fold if k is not None)}); "
-                f"fit and cache the {kind} teacher for fold {fold}"
-            )
-        out[kind] = path
-    return out

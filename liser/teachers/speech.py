@@ -55,8 +55,7 @@ from liser.constants import RAVDESS_EMOTIONS, SAMPLE_RATE, TEACHER_SEGMENT_SECON
 from liser.corpora.manifest import Corpus
 from liser.evaluate import uar, war
 from liser.folds import Fold
-from liser.storage import default_cache_dir
-from liser.errors import TeacherError
+from liser.storage import default_cache_dir, write_text_atomic
 from liser.teachers.fitting import (
     TeacherError, check_folds, fold_entry, not_cached_message, read_entries, split_fit_val, torch_threads, write_summary,
 )
@@ -591,9 +590,7 @@ def _checkpoint_hash(out_dir: Path, backbone: BackboneInfo, classes: Sequence[st
 
 
 def _write_json(path: Path, payload: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(payload, indent=1))
-    tmp.replace(path)
+    write_text_atomic(path, json.dumps(payload, indent=1))
 
 
 def fit_speech_teacher(

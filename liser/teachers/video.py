@@ -63,7 +63,7 @@ from tqdm.auto import tqdm
 
 from liser.constants import DFER_WINDOW_FRAMES, FERV39K_CLASSES, VIDEO_FPS
 from liser.evaluate import uar, war
-from liser.storage import sha1_file
+from liser.storage import sha1_file, write_atomic, write_text_atomic
 from liser.teachers.faces import FaceStore, FaceTrack, VideoError
 from liser.teachers.outputs import TeacherOutputs
 
@@ -71,7 +71,7 @@ log = logging.getLogger(__name__)
 
 MIN_FACES = 8  # a window needs at least half its frames with a face
 WINDOW_SECONDS = DFER_WINDOW_FRAMES / VIDEO_FPS  # one teacher segment per window
-K = len(FERV39K_CLASSES)
+N_FERV = len(FERV39K_CLASSES)  # the video teachers' classes (FERV39k order)
 
 
 from liser.errors import CheckpointError  # noqa: E402  (re-exported)
@@ -159,18 +159,18 @@ def corpus_teacher_outputs(
 
 
 def _check_rows(probs: np.ndarray, valid: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
-    probs, valid = np.asarray(probs, np.float32).reshape(-1, K), np.asarray(valid, bool)
+    probs, valid = np.asarray(probs, np.float32).reshape(-1, N_FERV), np.asarray(valid, bool)
     if len(probs) != len(valid):
         raise TeacherError(f"teacher {name} returned {len(probs)} rows but {len(valid)} validity flags")
     probs = probs.copy()
-    probs[~valid] = 1.0 / K
+    probs[~valid] = 1.0 / N_FERV
     return probs, valid
 
 
 def _window_mean(track: FaceTrack, frame_probs: np.ndarray, min_faces: int) -> tuple[np.ndarray, np.ndarray]:
     """Average per-frame softmaxes [n_frames, 7] over each valid window's face frames."""
     starts, valid = windows(track, min_faces)
-    out = np.full((len(starts), K), 1.0 / K, np.float32)
+    out = np.full((len(starts), N_FERV), 1.0 / N_FERV, np.float32)
     found = np.asarray(track.found, bool)
     for w in np.flatnonzero(valid):
         sl = slice(starts[w], starts[w] + DFER_WINDOW_FRAMES)
@@ -240,7 +240,7 @@ def import_dfer_outputs(path: str | Path, clip_ids: Iterable[str] | None = None,
     bad = np.flatnonzero(valid & ~(np.all(np.isfinite(probs) & (probs >= -1e-6), 1) & (np.abs(sums - 1) <= 1e-3)))
     if len(bad):
         raise TeacherError(f"{where(bad[0])}: probabilities sum to {sums[bad[0]]:.6g}, not 1 within 1e-3 ({len(bad)} such rows)")
-    probs = np.where(valid[:, None], np.clip(probs, 0, None), 1.0 / K)
+    probs = np.where(valid[:, None], np.clip(probs, 0, None), 1.0 / N_FERV)
     probs /= probs.sum(1, keepdims=True)
     index = (start // DFER_WINDOW_FRAMES).astype(np.int64)
     dup = pd.Series(list(zip(clip, index))).duplicated().to_numpy()
@@ -256,7 +256,7 @@ def import_dfer_outputs(path: str | Path, clip_ids: Iterable[str] | None = None,
             dropped.append(cid)
             continue
         n = int(index[rows].max()) + 1
-        seg = np.full((n, K), 1.0 / K, np.float32)
+        seg = np.full((n, N_FERV), 1.0 / N_FERV, np.float32)
         ok = np.zeros(n, bool)
         seg[index[rows]] = probs[rows]
         ok[index[rows]] = valid[rows]
@@ -486,7 +486,7 @@ class FerMiniXception:
     def predict_frames(self, crops: np.ndarray, batch_size: int = 64) -> np.ndarray:
         """Softmax [n, 7] per face crop, columns in FERV39K_CLASSES order."""
         if len(crops) == 0:
-            return np.zeros((0, K), np.float32)
+            return np.zeros((0, N_FERV), np.float32)
         parts = []
         with torch.no_grad():
             for lo in range(0, len(crops), batch_size):
@@ -495,7 +495,7 @@ class FerMiniXception:
 
     def predict_windows(self, track: FaceTrack) -> tuple[np.ndarray, np.ndarray]:
         need = _frames_needed(track, self.min_faces)
-        frame_probs = np.zeros((len(track), K), np.float32)
+        frame_probs = np.zeros((len(track), N_FERV), np.float32)
         frame_probs[need] = self.predict_frames(track.crops[need])
         return _window_mean(track, frame_probs, self.min_faces)
 
@@ -513,7 +513,7 @@ class SmallDFERNet(nn.Module):
     tone matter less. It has no motion model: expressions here are held, not transient.
     """
 
-    def __init__(self, n_classes: int = K, width: int = 16, embed: int = 128, size: int = 64, dropout: float = 0.2) -> None:
+    def __init__(self, n_classes: int = N_FERV, width: int = 16, embed: int = 128, size: int = 64, dropout: float = 0.2) -> None:
         super().__init__()
         if size % 16:
             raise TeacherError(f"crop size must be a multiple of 16, got {size}")
@@ -557,15 +557,11 @@ class SmallDFER:
     def save(self, path: str | Path) -> Path:
         """Write ``<path>.pt`` (a weights_only-loadable state dict) and ``<path>.json``."""
         weights, meta_path = _checkpoint_paths(path)
-        weights.parent.mkdir(parents=True, exist_ok=True)
-        tmp = weights.with_name(f".{weights.name}.tmp")
-        torch.save({k: v.detach().cpu() for k, v in self.net.state_dict().items()}, tmp)
-        tmp.replace(weights)
+        state = {k: v.detach().cpu() for k, v in self.net.state_dict().items()}
+        write_atomic(weights, lambda f: torch.save(state, f))
         self.checkpoint_hash = sha1_file(weights)
         meta = dict(self.meta, format=SMALL_DFER_FORMAT, checkpoint_hash=self.checkpoint_hash, weights=weights.name)
-        tmp = meta_path.with_name(f".{meta_path.name}.tmp")
-        tmp.write_text(json.dumps(meta, indent=2))
-        tmp.replace(meta_path)
+        write_text_atomic(meta_path, json.dumps(meta, indent=2))
         self.path, self.meta = weights, meta
         return weights
 
@@ -604,7 +600,7 @@ class SmallDFER:
         if track.size != self.meta.get("size", track.size):
             raise TeacherError(f"track crops are {track.size}px but this model was trained on {self.meta['size']}px")
         starts, valid = windows(track, self.min_faces)
-        out = np.full((len(starts), K), 1.0 / K, np.float32)
+        out = np.full((len(starts), N_FERV), 1.0 / N_FERV, np.float32)
         idx = np.flatnonzero(valid)
         with torch.no_grad():
             for lo in range(0, len(idx), batch_size):
@@ -744,7 +740,7 @@ def fit_small_dfer(
         raise TeacherError(f"could not hold out a validation part of {len(table)} clips; add clips")
     train_idx, val_idx = np.flatnonzero(~val), np.flatnonzero(val)
 
-    architecture = {"n_classes": K, "width": width, "embed": 128, "size": size, "dropout": 0.2}
+    architecture = {"n_classes": N_FERV, "width": width, "embed": 128, "size": size, "dropout": 0.2}
     net = SmallDFERNet(**architecture)
     optim = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     steps = max(1, epochs * math.ceil(len(train_idx) * windows_per_clip / batch_size))
@@ -837,5 +833,5 @@ def _augment(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
 
 def _clip_probs(model: SmallDFER, track: FaceTrack) -> np.ndarray:
     probs, valid = model.predict_windows(track)
-    return probs[valid].mean(0) if valid.any() else np.full(K, 1.0 / K)
+    return probs[valid].mean(0) if valid.any() else np.full(N_FERV, 1.0 / N_FERV)
 
