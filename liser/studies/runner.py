@@ -303,7 +303,22 @@ def run_study(
     best = summary.best()
     if best:
         log(f"best so far: trial {best['trial']} {best['params']} val UAR {best['val_uar']:.3f}")
+    for line in dropped_lines(uri, ctx.experiment_id):
+        log(line)
     return summary
+
+
+def dropped_lines(uri: str, experiment_id: str) -> list[str]:
+    """What the study's fold runs dropped or masked (their ``n_*`` counts), for the console: one line per count."""
+    from liser.train import DROP_PREFIXES
+
+    runs = tracking.client(uri).search_runs([experiment_id], filter_string=f"tags.`{tracking.TAG}role` = 'fold'", max_results=10_000)
+    totals: dict[str, list[float]] = {}
+    for run in runs:
+        for key, value in run.data.metrics.items():
+            if key.startswith(tuple("n_" + p for p in DROP_PREFIXES)) and value:
+                totals.setdefault(key[2:], []).append(value)
+    return [f"dropped or masked: {key} in {len(v)} of {len(runs)} fold runs (up to {max(v):.0f} per fold; see the runs' n_{key})" for key, v in sorted(totals.items())]
 
 
 def _tune(study: Study, ctx: TrialContext, ostudy, n_trials: int, state: Path, address: str | None, cpus: int | None, progress: bool, log) -> None:

@@ -62,3 +62,20 @@ def test_trial_runs_are_reused_and_superseded(store, tmp_path):
     assert sorted(r.info.run_id for r in active) == sorted([first, third])
     again.finish({"val_uar_mean": 0.5})
     assert c.get_run(parent).info.status == "FINISHED" and c.get_run(parent).data.metrics["val_uar_mean"] == 0.5
+
+
+def test_dropped_counts_of_fold_runs_reach_the_console(tmp_path):
+    """The study's end names what its folds dropped (issue 14: not only in the runs' metrics)."""
+    from mlflow.tracking import MlflowClient
+
+    from liser.studies.runner import dropped_lines
+
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    exp = tracking.setup_experiment(uri, tmp_path / "artifacts", "drops", {})
+    c = MlflowClient(uri)
+    for fold, dropped in ((0, 4), (1, 0), (2, 6)):
+        run = c.create_run(exp, tags={tracking.TAG + "role": "fold"}).info.run_id
+        c.log_metric(run, "n_unlabeled_dropped_no_teacher", dropped)
+        c.log_metric(run, "n_train", 100)
+    lines = dropped_lines(uri, exp)
+    assert lines == ["dropped or masked: unlabeled_dropped_no_teacher in 2 of 3 fold runs (up to 6 per fold; see the runs' n_unlabeled_dropped_no_teacher)"]
