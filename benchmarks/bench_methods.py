@@ -23,7 +23,7 @@ from liser.constants import BATCH_SIZE, CROP_FRAMES, N_MELS
 from liser.data import LabeledBatch
 from liser.methods import FoldMethod, build_model
 from liser.model import count_parameters
-from liser.teachers.outputs import ClipOutputs
+from liser.targets import ClipOutputs
 
 K = 8  # RAVDESS's classes
 

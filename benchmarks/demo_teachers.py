@@ -30,7 +30,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import pandas as pd  # noqa: E402
 
 from liser.demo import DemoSettings, _corpus, _teachers  # noqa: E402
-from liser.teachers.outputs import TeacherOutputs  # noqa: E402
+from liser.targets import TeacherOutputs  # noqa: E402
 from liser.teachers.truth import TRUTH_FILE, score_calls, truth_scores  # noqa: E402
 
 

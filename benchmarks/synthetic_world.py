@@ -47,7 +47,7 @@ def _load(synth: str, cache: str) -> None:
 
     from liser.data import load_corpus_data
     from liser.folds import make_folds
-    from liser.teachers.outputs import TeacherOutputs
+    from liser.targets import TeacherOutputs
 
     torch.set_num_threads(1)
     labeled = load_corpus_data(f"ravdess:{synth}/ravdess", cache, progress=False)

@@ -224,7 +224,7 @@ def train_cmd(
     from liser.configs import ConfigError, make_config, parse_overrides
     from liser.data import load_corpus_data, load_teachers
     from liser.folds import load_folds, save_folds
-    from liser.teachers.outputs import TeacherFileError, find_teacher_files
+    from liser.targets import TeacherFileError, find_teacher_files
     from liser.train import TrainingDiverged, resolve_device, set_threads, train
 
     try:
@@ -698,7 +698,7 @@ def report_fraction(obj, studies, name, tracking_uri, out_dir, ui_url) -> None:
 
 
 def _write_report(build, studies, tracking_uri, out_dir, name, ui_url) -> None:
-    from liser.studies.tracking import resolve_tracking_uri
+    from liser.tracking import resolve_tracking_uri
 
     uri, _ = resolve_tracking_uri(tracking_uri)
     try:
@@ -801,7 +801,7 @@ def export_cmd(run_id: str, to_onnx: bool, tracking_uri: str | None, out_dir: Pa
     if not to_onnx:
         _fail("choose a format: --onnx")
     from liser.export import export_run
-    from liser.studies.tracking import resolve_tracking_uri
+    from liser.tracking import resolve_tracking_uri
 
     uri, _ = resolve_tracking_uri(tracking_uri)
     try:

@@ -51,3 +51,7 @@ BATCH_SIZE = 25
 MAX_EPOCHS = 50
 N_FOLDS = 5
 LAMBDA_GRID = (0.1, 0.5, 1.0, 5.0, 10.0)
+
+# Where the synthetic corpus draws its face in a frame (left, top, right, bottom, as fractions):
+# the generator draws there, the "synthetic" face detector and the FERV39k stand-in cut it out.
+SYNTH_FACE_BOX = (0.18, 0.12, 0.82, 0.76)

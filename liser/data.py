@@ -17,7 +17,7 @@ from liser.constants import CROP_FRAMES, CROP_SECONDS, HOP_SECONDS, TEACHER_SEGM
 from liser.corpora import Corpus, load_corpus
 from liser.evaluate import fit_frames
 from liser.features import FeatureSet, featurize
-from liser.teachers.outputs import CLIP_KINDS, ClipOutputs, TeacherFileError, TeacherFiles, TeacherOutputs
+from liser.targets import CLIP_KINDS, ClipOutputs, TeacherFileError, TeacherFiles, TeacherOutputs
 
 
 @dataclass

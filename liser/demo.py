@@ -220,7 +220,7 @@ def run_demo(
 ) -> DemoResult:
     """Run every step under ``root`` (data/synth, mlflow/, dashboards/) and return where it all is."""
     from liser.reports import build_fraction_curve, build_report
-    from liser.studies import tracking
+    from liser import tracking
     from liser.studies.runner import run_study
 
     s = settings or DemoSettings()

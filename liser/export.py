@@ -125,7 +125,7 @@ def fold_runs(c, run_id: str) -> list:
     """
     from mlflow.exceptions import MlflowException
 
-    from liser.studies.tracking import TAG
+    from liser.tracking import TAG
 
     try:
         run = c.get_run(run_id)
@@ -145,7 +145,7 @@ def fold_runs(c, run_id: str) -> list:
 
 def export_one(c, run, out_dir: Path, atol: float = 1e-4) -> dict:
     """Download one fold run's checkpoint, export and check it, log the file and metrics back."""
-    from liser.studies.tracking import CHECKPOINT_ARTIFACT
+    from liser.tracking import CHECKPOINT_ARTIFACT
     from liser.train import load_student
 
     run_id = run.info.run_id
@@ -172,7 +172,7 @@ def export_run(run_id: str, tracking_uri: str, out_dir: str | Path, atol: float 
     Raises ``LookupError`` for an unknown run, ``FileNotFoundError`` for a run with no
     checkpoint, ``ValueError`` when the export disagrees with torch.
     """
-    from liser.studies.tracking import client
+    from liser.tracking import client
 
     c = client(tracking_uri)
     out_dir = Path(out_dir)

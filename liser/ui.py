@@ -16,7 +16,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from liser.studies.tracking import TAG, client, resolve_tracking_uri
+from liser.tracking import TAG, client, resolve_tracking_uri
 
 # MLflow 3 opens an experiment in its GenAI view unless told otherwise; a study's trials
 # and fold runs live in the model-training view ("machine_learning").

@@ -193,7 +193,7 @@ def test_every_file_is_read_skipped_or_ignored(synth_root, tmp_path):
 
 def test_dropped_unlabeled_clips_are_on_the_console(synth_root, tmp_path):
     """Point 9: clips a teacher does not cover are counted on the console, not only in results.json."""
-    from liser.teachers.outputs import TeacherOutputs
+    from liser.targets import TeacherOutputs
 
     full = TeacherOutputs.load(synth_root / "oracle-teachers" / "video.npz")
     keep = full.clip_ids[:6]

@@ -76,7 +76,7 @@ def test_errors_name_the_problem(synth_root, tmp_path):
 
 
 def test_report_names_the_missing_study_and_the_known_ones(tmp_path):
-    from liser.studies import tracking
+    from liser import tracking
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     tracking.setup_experiment(uri, tmp_path / "artifacts", "table2-ravdess", {})

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from browser import Browser
-from liser.studies import tracking
-from liser.teachers.outputs import TeacherOutputs
+from liser import tracking
+from liser.targets import TeacherOutputs
 
 pytestmark = [pytest.mark.ray, pytest.mark.xdist_group(name="demo")]  # one worker runs the demo once for all its tests
 

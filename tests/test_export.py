@@ -13,7 +13,7 @@ from liser.configs import make_config
 from liser.constants import CROP_FRAMES, N_MELS
 from liser.export import check_equivalence, equivalence_inputs, export_onnx
 from liser.model import Student
-from liser.studies.tracking import CHECKPOINT_ARTIFACT, TAG, client
+from liser.tracking import CHECKPOINT_ARTIFACT, TAG, client
 from liser.train import save_checkpoint
 
 

@@ -100,7 +100,7 @@ def test_fully_masked_unlabeled_batch_adds_nothing_but_counts():
 
 # ---------------------------------------------------------------- every method, one contract
 def _clip_teachers(ids, k, rng):
-    from liser.teachers.outputs import ClipOutputs
+    from liser.targets import ClipOutputs
 
     def make(kind, d):
         rows = {c: (rng.standard_normal(k), rng.standard_normal(d)) for c in ids[:-1]}  # the last clip: no output

@@ -18,7 +18,7 @@ from liser.data import CorpusData, load_corpus_data, load_teachers, teachers_for
 from liser.export import check_equivalence, equivalence_inputs, export_onnx
 from liser.folds import folds_for
 from liser.methods import build_model
-from liser.teachers.outputs import ClipOutputs, TeacherFileError, find_teacher_files
+from liser.targets import ClipOutputs, TeacherFileError, find_teacher_files
 from liser.train import load_student, train, train_fold
 
 

@@ -11,7 +11,7 @@ from liser.configs import make_config
 from liser.evaluate import evaluate
 from liser.data import CorpusData, load_corpus_data, load_teachers, teachers_for_fold
 from liser.folds import make_folds
-from liser.teachers.outputs import TeacherFileError, TeacherOutputs, find_teacher_files
+from liser.targets import TeacherFileError, TeacherOutputs, find_teacher_files
 from liser.train import TrainingDiverged, load_student, steps_per_epoch, train, train_fold
 
 

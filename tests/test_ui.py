@@ -1,6 +1,6 @@
 """`liser ui` points at each study's runs in MLflow's model-training view."""
 
-from liser.studies import tracking
+from liser import tracking
 from liser.ui import TRAINING_VIEW, study_urls
 
 

@@ -5,7 +5,7 @@ trains (:func:`build_model`), what it needs besides labeled clips (teacher outpu
 unlabeled corpus, a graph) and the loss of one mini-batch (:func:`FoldMethod.loss`).
 
 - ``liser``: the paper this platform is named after; labeled CE plus distillation on
-  unlabeled audio-visual clips (:func:`liser.train.compute_loss`).
+  unlabeled audio-visual clips (:func:`liser.methods.liser.compute_loss`).
 - ``emodistill``: prosodic + linguistic teachers on the labeled clips (:mod:`.emodistill`).
 - ``nsl``: a graph over the labeled clips from an upstream model's embeddings (:mod:`.nsl`).
 """
@@ -76,7 +76,7 @@ class FoldMethod:
             from liser.methods import nsl
 
             return nsl.loss_terms(model, self.cfg, device, labeled, self.neighbours, rng)
-        from liser.train import compute_loss
+        from liser.methods.liser import compute_loss
 
         t = compute_loss(model, self.cfg, device, labeled, unlabeled)
         return {"loss": t.total, "loss_sup": t.sup, "loss_sd": t.sd, "loss_vd": t.vd}

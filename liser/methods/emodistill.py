@@ -4,7 +4,7 @@ The student's backbone embedding feeds two GELU projection heads, one per teache
 concatenation feeds the classifier (section 3, Fig. 1). Training matches each head to its
 teacher's embedding (negative cosine) and the student's logits to each teacher's
 temperature-scaled softmax (KL), next to cross-entropy: eq. 5 in :func:`liser.losses.emodistill_loss`.
-The teachers' outputs are clip-level rows of :class:`~liser.teachers.outputs.ClipOutputs`,
+The teachers' outputs are clip-level rows of :class:`~liser.targets.ClipOutputs`,
 one file per fold, computed once per clip before any trial.
 """
 
@@ -18,7 +18,7 @@ from torch import nn
 
 from liser.configs import TrainConfig
 from liser.losses import emodistill_loss
-from liser.teachers.outputs import ClipOutputs
+from liser.targets import ClipOutputs
 
 HEADS = ("prosodic", "linguistic")
 DEFAULT_DIM = 64  # a head's width when its teacher is off (nothing fixes it then)

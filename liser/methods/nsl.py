@@ -1,7 +1,7 @@
 """NSL for on-device SER: graph-regularised training of a small student (section 2.2).
 
 An upstream model fine-tuned on a *source* corpus embeds every clip of the target corpus
-(:class:`~liser.teachers.outputs.ClipOutputs` of kind ``upstream``). Per fold, the graph
+(:class:`~liser.targets.ClipOutputs` of kind ``upstream``). Per fold, the graph
 joins each training clip to at most n training clips whose embeddings have cosine
 similarity above ε; its degree distribution is logged with the fold. Training adds
 α·Σ(1 − cos) between the student's intermediate embedding of a clip and of each of its
@@ -22,7 +22,7 @@ from liser.data import random_crop
 from liser.graph import Graph, build_graph
 from liser.losses import nsl_loss
 from liser.storage import default_cache_dir
-from liser.teachers.outputs import ClipOutputs, TeacherFileError
+from liser.targets import ClipOutputs, TeacherFileError
 
 
 def fold_graph(upstream: ClipOutputs, train_ids: list[str], cfg: TrainConfig, cache_dir=None) -> tuple[Graph, int]:

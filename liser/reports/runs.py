@@ -1,6 +1,6 @@
 """Studies as MLflow holds them, loaded into tidy pandas frames: the only input of every report.
 
-The contract is the one :mod:`liser.studies.tracking` writes: one experiment per study,
+The contract is the one :mod:`liser.tracking` writes: one experiment per study,
 a parent run per trial (``liser.role=trial``, summary metrics, the TrainConfig as
 params) and a child run per fold and seed (``liser.role=fold``, final metrics, a
 ``confusion_matrix.json`` table). Reports never look at trainer internals, so any
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from liser.studies import tracking
+from liser import tracking
 
 TAG = tracking.TAG
 TRIAL_METRICS = tuple(f"{part}_{m}_{s}" for part in ("val", "test") for m in ("uar", "war") for s in ("mean", "std")) + ("n_fold_runs",)

@@ -144,7 +144,7 @@ def build_teacher_report(diag: Diagnosis, out_dir: str | Path | None = None, *, 
 
 def _spec_from_meta(files: dict, key: str) -> str | None:
     """The corpus spec the teacher files recorded when `liser teacher cache` wrote them."""
-    from liser.teachers.outputs import read_meta
+    from liser.targets import read_meta
 
     return next((str(spec) for by_fold in files.values() for p in by_fold.values() if (spec := read_meta(p).get(key))), None)
 

@@ -4,7 +4,7 @@ The driver does everything once: loads the corpora (features from the cache), th
 teacher outputs and the folds, creates the MLflow experiment, and holds a lock on the
 study's state folder so two runs of one study never interleave. Trials run as Ray
 Tune trials with the study's resources; each writes its own MLflow runs (see
-:mod:`liser.studies.tracking`). Killing the driver at any moment loses at most the
+:mod:`liser.tracking`). Killing the driver at any moment loses at most the
 folds in progress: the next run marks them KILLED, re-enqueues their trials and reuses
 every finished fold.
 """
@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from liser import __version__
-from liser.studies import search, tracking
+from liser import tracking
+from liser.studies import search
 from liser.errors import ClusterError
 from liser.studies.spec import Study, StudyError
 from liser.studies.trial import TrialContext, run_trial
@@ -80,7 +81,7 @@ def prepare(study: Study, *, cache_dir: str | Path | None = None, progress: bool
     """Load corpora, teachers and folds once; fail here, with the field to fix, not in a trial."""
     from liser.data import load_corpus_data, load_teachers
     from liser.folds import folds_for, load_folds
-    from liser.teachers.outputs import TeacherFileError, content_hash, find_teacher_files
+    from liser.targets import TeacherFileError, content_hash, find_teacher_files
 
     configs = [study.resolve(p) for p in (study.points() if study.search is None else _search_corners(study))]
     kinds = sorted({k for c in configs for k in c.teacher_kinds})

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from liser.errors import InputNotFound
-from liser.studies import tracking
+from liser import tracking
 from liser.studies.runner import is_running, state_dir_for
 
 

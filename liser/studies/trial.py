@@ -23,8 +23,8 @@ from liser.data import CorpusData, teachers_for_fold
 from liser.folds import Fold
 from liser.studies.search import OBJECTIVE, RUNNING_OBJECTIVE
 from liser.studies.spec import Study, trial_key
-from liser.studies.tracking import TAG, TrialTracker
-from liser.teachers.outputs import TeacherFileError, TeacherOutputs
+from liser.tracking import TAG, TrialTracker
+from liser.targets import TeacherFileError, TeacherOutputs
 from liser.train import TrainingDiverged, resolve_device, save_checkpoint, summarize, train_fold
 
 # Errors that a retry cannot fix: recorded as a failed trial at once, not retried by Ray.

@@ -43,7 +43,7 @@ from tqdm import tqdm
 from liser.constants import CREMAD_CODES, CREMAD_EMOTIONS, FERV39K_CLASSES, RAVDESS_EMOTIONS, TEACHER_SEGMENT_SECONDS, VIDEO_FPS
 from liser.synth import face, speech
 from liser.synth.transcripts import transcript
-from liser.teachers.outputs import TeacherOutputs
+from liser.targets import TeacherOutputs
 from liser.errors import DataError
 
 STATEMENT_TEXT = {1: "Kids are talking by the door", 2: "Dogs are sitting by the door"}

@@ -12,7 +12,7 @@ Layout under ``out_dir``::
 
 Frames are face crops, as FERV39k's are: the head is drawn ``ZOOM`` times larger than
 in the synthetic unlabeled clips (``liser.synth.corpus``), so a frame here shows what
-the box :data:`liser.teachers.faces.SYNTH_FACE_BOX` cuts out of one of those clips. Read
+the box :data:`liser.constants.SYNTH_FACE_BOX` cuts out of one of those clips. Read
 these videos with ``detector="prealigned"`` and the unlabeled clips with
 ``detector="prealigned", box=SYNTH_FACE_BOX``. (At the clips' own framing the expression
 is a few pixels wide at 64 px and a small CNN barely learns it.)
@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 from liser.constants import FERV39K_CLASSES, VIDEO_FPS
 from liser.synth import face
 from liser.synth.corpus import VIDEO_CODEC, _rng
-from liser.teachers.faces import SYNTH_FACE_BOX
+from liser.constants import SYNTH_FACE_BOX
 from liser.errors import DataError
 
 CLIPS_PER_PERSON = 2

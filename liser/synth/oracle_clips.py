@@ -14,7 +14,7 @@ import hashlib
 import numpy as np
 
 from liser.corpora.manifest import Corpus
-from liser.teachers.outputs import ClipOutputs
+from liser.targets import ClipOutputs
 
 DIMS = {"prosodic": 32, "linguistic": 24, "upstream": 16}
 # How strongly each teacher knows the label: the linguistic one is the strongest, as in

@@ -25,7 +25,7 @@ import numpy as np
 
 from liser.corpora.manifest import Corpus
 from liser.storage import ClipStore, ContentHashes, default_cache_dir
-from liser.teachers.outputs import TeacherOutputs
+from liser.targets import TeacherOutputs
 
 # predict(path) -> (probs [n_segments, K], valid [n_segments] or None). A per-clip data
 # problem raises an exception with a ``reason`` attribute (AudioError, VideoError):

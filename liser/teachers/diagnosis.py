@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from liser.constants import FERV39K_OF_EMOTION
-from liser.teachers.outputs import TeacherFiles, TeacherOutputs, find_teacher_files
+from liser.targets import TeacherFiles, TeacherOutputs, find_teacher_files
 from liser.teachers.truth import TRUTH_COLUMN, clip_probs, score_calls
 from liser.errors import InputNotFound
 

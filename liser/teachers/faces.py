@@ -50,7 +50,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from liser.audio import open_container
-from liser.constants import VIDEO_FPS
+from liser.constants import SYNTH_FACE_BOX, VIDEO_FPS
 from liser.storage import ContentHashes, default_cache_dir, write_atomic
 from liser.errors import TeacherError
 
@@ -59,7 +59,6 @@ HAARCASCADE_FILES = ("haarcascade_frontalface_default.xml", "haarcascade_eye.xml
 BLANK_STD = 4.0  # a "prealigned" frame whose grey levels vary less than this is blank
 # Where the drawn face sits in a liser.synth talking-head frame, as (x0, y0, x1, y1)
 # fractions: the head centre is at (0.5, 0.44) and its half-width 0.24-0.3 of the frame.
-SYNTH_FACE_BOX = (0.18, 0.12, 0.82, 0.76)
 FACES_VERSION = 1  # bump when crops change for the same settings
 
 # A decoded stream shorter than this fraction of what its header promises is cut short.

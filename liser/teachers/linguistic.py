@@ -12,7 +12,7 @@ What it supports:
   transcript; the epoch with the best UAR on the other 20 % is kept.
   :func:`fit_linguistic_teachers` fits one teacher per fold from that fold's training
   speakers only and refuses any clip of its validation or test speakers.
-* outputs: per fold, ``linguistic-fold{k}.npz`` (:class:`~liser.teachers.outputs.ClipOutputs`,
+* outputs: per fold, ``linguistic-fold{k}.npz`` (:class:`~liser.targets.ClipOutputs`,
   kind ``"linguistic"``) with the logits (before the softmax: the student applies the
   temperature, section 3) and the embedding z_L, the input of the classification layer
   (BERT's pooled [CLS] output, ``[N, hidden]``), for every clip of the corpus with a
@@ -62,7 +62,7 @@ import liser
 from liser.corpora.manifest import Corpus
 from liser.evaluate import uar, war
 from liser.folds import Fold
-from liser.teachers.outputs import ClipOutputs
+from liser.targets import ClipOutputs
 from liser.teachers.fitting import (
     TeacherError, check_folds, fold_entry, not_cached_message, read_entries, split_fit_val, torch_threads, write_summary,
 )

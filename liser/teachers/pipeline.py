@@ -17,7 +17,7 @@ from liser.audio import load_audio
 from liser.constants import DFER_WINDOW_FRAMES, VIDEO_FPS
 from liser.corpora.manifest import Corpus
 from liser.teachers.cache import CacheRun, run_teacher
-from liser.teachers.outputs import TeacherOutputs
+from liser.targets import TeacherOutputs
 from liser.teachers.truth import add_truth_scores
 from liser.errors import TeacherError
 

@@ -16,7 +16,7 @@ What it supports:
   and a cosine learning-rate decay on random crops, the epoch with the best whole-clip UAR
   on a class-stratified 20 % kept. Its
   logits and embeddings for every usable clip of the corpus go to a
-  :class:`~liser.teachers.outputs.ClipOutputs` file per fold.
+  :class:`~liser.targets.ClipOutputs` file per fold.
 
 Layout of ``out_dir``::
 
@@ -52,7 +52,7 @@ from liser.corpora.manifest import Corpus
 from liser.evaluate import uar, war
 from liser.folds import Fold
 from liser.storage import ClipStore, ContentHashes, SkipClip, StoreRun, default_cache_dir, sha1_file, write_atomic
-from liser.teachers.outputs import ClipOutputs
+from liser.targets import ClipOutputs
 from liser.teachers.fitting import check_folds, fold_entry, read_entries, split_fit_val, torch_threads, write_summary
 from liser.errors import TeacherError
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from liser.evaluate import confusion, uar, war
-from liser.teachers.outputs import TeacherOutputs
+from liser.targets import TeacherOutputs
 
 TRUTH_FILE = "avclips_truth.csv"
 # The truth column each teacher kind is scored against: speech in the labeled corpus's

@@ -22,7 +22,7 @@ from liser.audio import load_audio
 from liser.corpora.manifest import Corpus
 from liser.storage import ClipStore, ContentHashes, StoreRun, default_cache_dir
 from liser.teachers.cache import teacher_key
-from liser.teachers.outputs import ClipOutputs
+from liser.targets import ClipOutputs
 from liser.teachers.speech import SpeechTeacher, TeacherError, _normalize, torch_threads
 
 

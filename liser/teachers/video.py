@@ -5,7 +5,7 @@ The paper's video teacher is S2D (section 2.2), trained on FERV39k (section 3.2)
 ``angry, disgust, fear, happy, neutral, sad, surprise``, and is run over each MSP-Face
 video with a sliding window of length and stride 16 (section 3.1). The student's video
 target for a 3 s crop is the mean of the windows inside it (section 3.4), which the
-trainer computes from the :class:`~liser.teachers.outputs.TeacherOutputs` written here:
+trainer computes from the :class:`~liser.targets.TeacherOutputs` written here:
 one segment per window, ``segment_seconds = 16 / 30``.
 
 Windows (:func:`windows`): window w covers frames ``16 w .. 16 w + 15``; it is valid when
@@ -65,7 +65,7 @@ from liser.constants import DFER_WINDOW_FRAMES, FERV39K_CLASSES, VIDEO_FPS
 from liser.evaluate import uar, war
 from liser.storage import sha1_file, write_atomic, write_text_atomic
 from liser.teachers.faces import FaceStore, FaceTrack, VideoError
-from liser.teachers.outputs import TeacherOutputs
+from liser.targets import TeacherOutputs
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""A tracking store with known numbers, written with MlflowClient the way liser.studies.tracking writes studies.
+"""A tracking store with known numbers, written with MlflowClient the way liser.tracking writes studies.
 
 ``fake_store`` (built once per session, read-only for the tests) holds:
 

@@ -106,9 +106,9 @@ def test_confusion_tables_are_read_back(fake_store, loaded):
 
 
 def test_reads_what_the_real_tracker_writes(tmp_path):
-    """Contract with liser.studies.tracking: a trial logged by TrialTracker loads with its folds and confusion tables."""
+    """Contract with liser.tracking: a trial logged by TrialTracker loads with its folds and confusion tables."""
     from liser.configs import make_config
-    from liser.studies import tracking
+    from liser import tracking
 
     uri, artifacts = tracking.resolve_tracking_uri(f"sqlite:///{tmp_path / 'm.db'}")
     exp = tracking.setup_experiment(uri, artifacts, "real", {"liser.study": "real", "liser.kind": "points", "liser.spec_hash": "h", "mlflow.note.content": "real writer"})

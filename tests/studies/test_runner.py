@@ -16,7 +16,7 @@ import urllib.request
 import pytest
 import torch
 
-from liser.studies import tracking
+from liser import tracking
 from liser.studies.runner import run_study, state_dir_for
 from liser.studies.spec import load_study
 from liser.train import load_student

@@ -1,7 +1,7 @@
 """A study's teachers diagnosed once into a ``teachers`` MLflow run, and its dashboard's Teachers section."""
 
 from liser.reports import build_report
-from liser.studies import tracking
+from liser import tracking
 from liser.studies.runner import log_teachers_run, prepare
 from liser.studies.spec import load_study
 from tests.studies.test_tracking import fake_result

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from liser.studies import tracking
+from liser import tracking
 
 
 @pytest.fixture

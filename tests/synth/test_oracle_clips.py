@@ -4,7 +4,7 @@ import numpy as np
 
 from liser.corpora import load_corpus
 from liser.synth.oracle_clips import DIMS, oracle_clip_outputs
-from liser.teachers.outputs import ClipOutputs
+from liser.targets import ClipOutputs
 
 
 def test_oracle_clip_teachers_know_the_labels_but_not_perfectly(synth_root):

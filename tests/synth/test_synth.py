@@ -15,7 +15,7 @@ import soundfile as sf
 
 from liser.constants import FERV39K_CLASSES, RAVDESS_EMOTIONS, TEACHER_SEGMENT_SECONDS, VIDEO_FPS
 from liser.synth import corpus, face, generate
-from liser.teachers.outputs import TeacherOutputs
+from liser.targets import TeacherOutputs
 
 RAVDESS_NAME = re.compile(r"^03-01-(0[1-8])-(0[12])-(0[12])-(0[12])-(\d\d)\.wav$")
 MSP_NAME = re.compile(r"^MSP-FACE_\d{4}_\d{4}$")

@@ -9,7 +9,7 @@ from liser.cli import main
 from liser.constants import FERV39K_CLASSES, FERV39K_OF_EMOTION, RAVDESS_EMOTIONS
 from liser.reports.teachers import build_teacher_report, report_folder, summary_lines
 from liser.teachers.diagnosis import cohen_kappa, diagnose
-from liser.teachers.outputs import TeacherOutputs
+from liser.targets import TeacherOutputs
 
 N = 80
 RNG = np.random.default_rng(0)

@@ -24,7 +24,7 @@ from liser.teachers.linguistic import (
     make_config,
     predict_texts,
 )
-from liser.teachers.outputs import ClipOutputs
+from liser.targets import ClipOutputs
 from liser.teachers.speech import TeacherError
 
 CFG = LinguisticTeacherConfig(threads=1)  # defaults: tiny-text, 20 epochs

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from liser.constants import FERV39K_CLASSES
-from liser.teachers.outputs import TeacherFileError, TeacherOutputs, find_teacher_files
+from liser.targets import TeacherFileError, TeacherOutputs, find_teacher_files
 
 
 def _outputs():
@@ -57,7 +57,7 @@ def test_saving_the_same_content_keeps_the_file_and_its_hash(tmp_path):
 
 
 def test_content_hash_ignores_how_the_cache_made_the_file(tmp_path):
-    from liser.teachers.outputs import content_hash
+    from liser.targets import content_hash
 
     out = _outputs()
     out.meta["cache"] = {"computed": 2, "cached": 0}

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from liser.cli import main
-from liser.teachers.outputs import TeacherOutputs
+from liser.targets import TeacherOutputs
 from liser.teachers.truth import clip_predictions
 
 

@@ -16,7 +16,7 @@ from liser.constants import SAMPLE_RATE
 from liser.corpora import load_corpus
 from liser.corpora.manifest import Corpus, make_manifest
 from liser.folds import Fold, make_folds
-from liser.teachers.outputs import ClipOutputs
+from liser.targets import ClipOutputs
 from liser.teachers.prosodic import (
     CHECKPOINT,
     MIN_FRAMES,

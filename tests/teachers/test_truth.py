@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from liser.constants import FERV39K_CLASSES, RAVDESS_EMOTIONS
-from liser.teachers.outputs import TeacherOutputs
+from liser.targets import TeacherOutputs
 from liser.teachers.truth import TRUTH_FILE, add_truth_scores, clip_predictions, find_truth, truth_scores
 
 

@@ -120,7 +120,7 @@ def test_upstream_cli_fits_on_the_source_embeds_the_target_once_and_refuses_the_
 
     from liser.cli import main
     from liser.corpora import load_corpus
-    from liser.teachers.outputs import ClipOutputs
+    from liser.targets import ClipOutputs
 
     monkeypatch.setenv("LISER_CACHE", str(tmp_path / "cache"))
     backbone = tmp_path / "tiny-hubert"

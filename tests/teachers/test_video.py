@@ -14,7 +14,7 @@ import torch
 from liser.constants import FERV39K_CLASSES
 from liser.teachers import video
 from liser.teachers.faces import FaceStore, FaceTrack, extract_faces
-from liser.teachers.outputs import TeacherOutputs
+from liser.targets import TeacherOutputs
 from liser.teachers.video import (
     FER_CLASSES,
     CheckpointError,

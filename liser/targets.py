@@ -179,7 +179,7 @@ def _load(path: str | Path, build, what: str, fix: str):
             out = build(data, json.loads(str(data["meta"])))
     except Exception as exc:  # zip errors, missing keys, bad JSON: all mean a broken file
         raise TeacherFileError(
-            f"{path}: not a readable {what} ({type(exc).__name__}: {exc}); {fix} (see liser/teachers/outputs.py for the format)."
+            f"{path}: not a readable {what} ({type(exc).__name__}: {exc}); {fix} (see liser/targets.py for the format)."
         ) from exc
     out.validate(str(path))
     return out
@@ -330,5 +330,5 @@ def find_teacher_files(path: str | Path, kind: str | None = None) -> TeacherFile
             found.setdefault(match.group(1), {})[fold] = file
     if not found:
         wanted = f"{kind}.npz or {kind}-foldK.npz" if kind else "speech.npz, video.npz, speech-foldK.npz, prosodic-foldK.npz, linguistic-foldK.npz or upstream.npz"
-        raise TeacherFileError(f"{path}: holds no teacher-output file ({wanted}); see liser/teachers/outputs.py for the format")
+        raise TeacherFileError(f"{path}: holds no teacher-output file ({wanted}); see liser/targets.py for the format")
     return found
