@@ -29,13 +29,13 @@ class _Liser(click.Group):
         try:
             return super().invoke(ctx)
         except LiserError as exc:
-            if ctx.meta.get("liser.debug") or os.environ.get("LISER_DEBUG"):
+            if _debugging(ctx):
                 raise
             message = " ".join(str(exc).split()) or type(exc).__name__
             click.echo(f"Error: {message}", err=True)
             ctx.exit(exc.exit_code)
         except OSError as exc:  # a path the user gave that cannot be read or written: theirs to fix, not a bug
-            if exc.filename is None or ctx.meta.get("liser.debug") or os.environ.get("LISER_DEBUG"):
+            if exc.filename is None or _debugging(ctx):
                 raise
             click.echo(f"Error: {exc.filename}: {exc.strerror or exc}; choose another path or fix its permissions", err=True)
             ctx.exit(3)
@@ -43,6 +43,10 @@ class _Liser(click.Group):
 
 def _debug(ctx: click.Context, _param, value: bool) -> None:
     ctx.meta["liser.debug"] = value
+
+
+def _debugging(ctx: click.Context) -> bool:
+    return bool(ctx.meta.get("liser.debug") or os.environ.get("LISER_DEBUG"))
 
 
 @click.group(cls=_Liser, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -69,9 +69,7 @@ def resolve_tracking_uri(given: str | None, root: str | Path = ".") -> tuple[str
     scheme = uri.split("://", 1)[0].lower()
     if scheme in ("http", "https"):
         check_server(uri)
-    elif scheme == "file":
-        pass
-    elif scheme not in REMOTE_SCHEMES:
+    elif scheme != "file" and scheme not in REMOTE_SCHEMES:
         raise TrackingError(f"tracking URI {uri}: unknown scheme {scheme}://; use a folder, sqlite:///FILE.db or http://HOST:PORT")
     return uri, None
 

@@ -218,9 +218,14 @@ def train_fold(
 DROP_PREFIXES = ("unlabeled_dropped_", "unlabeled_missing_", "unlabeled_no_", "train_no_", "graph_no_")
 
 
+def dropped(counts: dict) -> dict[str, float]:
+    """The nonzero counts of items a fold dropped or masked, from its counts (or a fold run's)."""
+    return {k: v for k, v in counts.items() if k.startswith(DROP_PREFIXES) and isinstance(v, (int, float)) and v}
+
+
 def dropped_line(counts: dict) -> str | None:
     """One line naming what a fold dropped or masked, e.g. ``unlabeled_dropped_no_teacher 12``; None when nothing."""
-    parts = [f"{k} {v}" for k, v in counts.items() if k.startswith(DROP_PREFIXES) and isinstance(v, (int, float)) and v]
+    parts = [f"{k} {v}" for k, v in dropped(counts).items()]
     return "dropped or masked: " + ", ".join(parts) if parts else None
 
 

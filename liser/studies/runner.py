@@ -311,14 +311,14 @@ def run_study(
 
 def dropped_lines(uri: str, experiment_id: str) -> list[str]:
     """What the study's fold runs dropped or masked (their ``n_*`` counts), for the console: one line per count."""
-    from liser.train import DROP_PREFIXES
+    from liser.train import dropped
 
     runs = tracking.client(uri).search_runs([experiment_id], filter_string=f"tags.`{tracking.TAG}role` = 'fold'", max_results=10_000)
     totals: dict[str, list[float]] = {}
-    for run in runs:
-        for key, value in run.data.metrics.items():
-            if key.startswith(tuple("n_" + p for p in DROP_PREFIXES)) and value:
-                totals.setdefault(key[2:], []).append(value)
+    for run in runs:  # a fold run logs its counts as metrics n_<count> (tracking.finish_fold)
+        counts = {k.removeprefix("n_"): v for k, v in run.data.metrics.items() if k.startswith("n_")}
+        for key, value in dropped(counts).items():
+            totals.setdefault(key, []).append(value)
     return [f"dropped or masked: {key} in {len(v)} of {len(runs)} fold runs (up to {max(v):.0f} per fold; see the runs' n_{key})" for key, v in sorted(totals.items())]
 
 
