@@ -21,7 +21,7 @@ import torch
 from liser.configs import make_config
 from liser.constants import BATCH_SIZE, CROP_FRAMES, N_MELS
 from liser.data import LabeledBatch
-from liser.methods import FoldMethod, build_model
+from liser.methods import build_model, make_method
 from liser.model import count_parameters
 from liser.targets import ClipOutputs
 
@@ -42,7 +42,7 @@ def bench(name: str, steps: int, rng: np.random.Generator) -> dict:
     feats = {c: (rng.standard_normal((N_MELS, CROP_FRAMES)) * 10 - 40).astype(np.float32) for c in ids}
     teachers = {k: t for k, t in stand_ins(ids, rng).items() if k in cfg.teacher_kinds}
     model = build_model(cfg, K, teachers)
-    method = FoldMethod(cfg, teachers, ids, feats)
+    method = make_method(cfg, teachers, ids, feats)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
     batch = LabeledBatch(np.stack([feats[c] for c in ids[:BATCH_SIZE]]), rng.integers(0, K, BATCH_SIZE), ids[:BATCH_SIZE])
     times = []

@@ -11,16 +11,21 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from liser.constants import BATCH_SIZE, LEARNING_RATE, MAX_EPOCHS
-
-
 from liser.errors import ConfigError
 
+STUDENTS = ("cnn-lstm", "cnn6", "hubert")
+# "liser" named LiSER's CNN-LSTM student too, as well as the package and the method; configs,
+# logged runs and checkpoints that still say so read as "cnn-lstm".
+STUDENT_ALIASES = {"liser": "cnn-lstm"}
 
-METHODS = ("liser", "emodistill", "nsl")
-STUDENTS = ("liser", "cnn6", "hubert")
+
+def student_name(name: str) -> str:
+    """The current name of a student architecture (old spellings accepted)."""
+    return STUDENT_ALIASES.get(name, name)
+
 
 # Which fields belong to which method: a field of another method must keep its default,
 # so a study cannot silently search a knob the trial ignores.
@@ -29,15 +34,16 @@ METHOD_FIELDS = {
     "emodistill": ("alpha", "beta", "gamma", "tau_prosodic", "tau_linguistic", "prosodic_teacher", "linguistic_teacher"),
     "nsl": ("nsl_alpha", "nsl_neighbors", "nsl_epsilon"),
 }
+METHODS = tuple(METHOD_FIELDS)  # the names liser.methods.METHODS implements, one module each
 
 
 class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     name: str = "custom"
-    method: Literal["liser", "emodistill", "nsl"] = Field("liser", description="LiSER (unlabeled AV distillation), EmoDistill or NSL")
-    student: Literal["liser", "cnn6", "hubert"] = Field(
-        "liser", description="the student network: LiSER's CNN-LSTM (105K), CNN-6 (NSL paper) or a HuBERT-architecture transformer (EmoDistill)"
+    method: str = Field("liser", description="LiSER (unlabeled AV distillation), EmoDistill or NSL")
+    student: Literal["cnn-lstm", "cnn6", "hubert"] = Field(
+        "cnn-lstm", description="the student network: LiSER's CNN-LSTM (105K), CNN-6 (NSL paper) or a HuBERT-architecture transformer (EmoDistill)"
     )
     lambda_sd: float = Field(0.0, ge=0, description="weight of speech distillation, eq. 4")
     lambda_vd: float = Field(0.0, ge=0, description="weight of video distillation, eq. 4")
@@ -70,6 +76,18 @@ class TrainConfig(BaseModel):
     nsl_neighbors: int = Field(3, ge=1, description="NSL: most neighbours per sample (paper: 3, 6, 9)")
     nsl_epsilon: float = Field(0.99, ge=-1, lt=1, description="NSL: cosine similarity a neighbour must exceed")
 
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, value: str) -> str:
+        if value not in METHOD_FIELDS:
+            raise ValueError(f"unknown method {value!r}; choose one of {', '.join(METHOD_FIELDS)}")
+        return value
+
+    @field_validator("student", mode="before")
+    @classmethod
+    def _student_alias(cls, value: Any) -> Any:
+        return student_name(value) if isinstance(value, str) else value
+
     @model_validator(mode="after")
     def _consistent(self) -> "TrainConfig":
         if self.schedule == "two-stage" and not (self.lambda_sd > 0 or self.lambda_vd > 0):
@@ -88,6 +106,22 @@ class TrainConfig(BaseModel):
         if self.method == "nsl":
             return ("upstream",)
         return tuple(k for k, lam in (("speech", self.lambda_sd), ("video", self.lambda_vd)) if lam > 0)
+
+    def check_inputs(self, teacher_kinds, has_unlabeled: bool) -> None:
+        """What this configuration needs besides labeled clips; checked once, for the CLI, studies and the loop."""
+        needs, have = list(self.teacher_kinds), set(teacher_kinds)
+        if self.uses_unlabeled and (not has_unlabeled or any(k not in have for k in needs)):
+            raise ValueError(
+                f"configuration {self.name} distils from the {' and '.join(needs)} teacher, so it needs --unlabeled and "
+                f"{' and '.join(k + ' teacher outputs' for k in needs)} (--teachers DIR or --{needs[0]}-teacher FILE)"
+            )
+        lacking = [k for k in needs if k not in have]
+        if lacking:
+            raise ValueError(
+                f"configuration {self.name} (method {self.method}) needs {' and '.join(lacking)} teacher outputs: pass --teachers DIR "
+                f"holding {', '.join(k + ('.npz' if k == 'upstream' else '-foldK.npz') for k in lacking)} "
+                "(from `liser teacher prosodic fit`, `liser teacher linguistic fit` or `liser teacher upstream`)"
+            )
 
     @property
     def distills(self) -> bool:
@@ -136,11 +170,12 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 
-def baseline_of(method: str = "liser", student: str = "liser") -> str:
+def baseline_of(method: str = "liser", student: str = "cnn-lstm") -> str:
     """The configuration reports compare a trial against: the same student without its teachers."""
-    if method == "emodistill" and student == "liser":
+    student = student_name(student)
+    if method == "emodistill" and student == "cnn-lstm":
         return "emodistill-no-teachers"
-    return {"liser": "no-dstl", "cnn6": "cnn6"}.get(student, f"{student}-ce")
+    return {"cnn-lstm": "no-dstl", "cnn6": "cnn6"}.get(student, f"{student}-ce")
 
 
 def _coerce(text: str) -> Any:

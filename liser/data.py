@@ -49,9 +49,10 @@ class CorpusData:
         }
 
 
-def load_corpus_data(spec: str, cache_dir: str | Path | None = None, progress: bool = True) -> CorpusData:
+def load_corpus_data(spec: str, cache_dir: str | Path | None = None, progress: bool = True, pool=None) -> CorpusData:
+    """A corpus and its features (computed once; ``pool`` decodes missing clips in worker processes)."""
     corpus = load_corpus(spec)
-    return CorpusData(corpus, featurize(corpus, cache_dir, progress=progress))
+    return CorpusData(corpus, featurize(corpus, cache_dir, progress=progress, pool=pool))
 
 
 # Teachers whose classes must be the labeled corpus's: they were fitted on it.

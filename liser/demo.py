@@ -97,7 +97,7 @@ def _corpus(root: Path, s: DemoSettings, log) -> Path:
 def _teachers(synth: Path, folds: list[int], s: DemoSettings, progress: bool, log) -> Path:
     """One speech teacher per fold (only the folds the studies use), then the output cache."""
     from liser.corpora import load_corpus
-    from liser.folds import folds_for, save_folds
+    from liser.folds import resolve_folds, save_folds
     from liser.reports.teachers import report_folder, summary_lines
     from liser.teachers.pipeline import cache_speech_outputs, cache_video_outputs
     from liser.teachers.speech import SUMMARY_FILE, fit_speech_teachers, make_config
@@ -105,7 +105,7 @@ def _teachers(synth: Path, folds: list[int], s: DemoSettings, progress: bool, lo
     labeled = load_corpus(f"ravdess:{synth / 'ravdess'}")
     speech_dir, out = synth / "speech-teachers", synth / "teachers"
     cfg = make_config(backbone=s.backbone(), epochs=s.teacher_epochs, threads=2)
-    all_folds = folds_for(labeled.manifest, 5, 0)  # the folds the studies make (n 5, seed 0)
+    all_folds = resolve_folds(labeled.manifest)  # the folds the studies make (the seeded default)
     summary_path = speech_dir / SUMMARY_FILE
     done = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     fitted = {e["fold"] for e in done.get("folds", [])} if done.get("config") == cfg.model_dump() and done.get("manifest_hash") == labeled.manifest_hash() else set()
@@ -155,14 +155,14 @@ def _video_teacher(synth: Path, s: DemoSettings, progress: bool, log) -> Path:
 def _emodistill_teachers(synth: Path, folds: list[int], s: DemoSettings, progress: bool, log) -> Path:
     """EmoDistill's two teachers per fold on the transcribed corpus: small enough for a CPU demo."""
     from liser.corpora import load_corpus
-    from liser.folds import folds_for
+    from liser.folds import resolve_folds
     from liser.teachers.linguistic import fit_linguistic_teachers
     from liser.teachers.linguistic import make_config as linguistic_config
     from liser.teachers.prosodic import ProsodicTeacherConfig, fit_prosodic_teachers
 
     corpus = load_corpus(f"table:{synth / 'transcribed.csv'}")
     out = synth / "emodistill-teachers"
-    all_folds = folds_for(corpus.manifest, 5, 0)
+    all_folds = resolve_folds(corpus.manifest)
     log(f"      EmoDistill teachers for folds {folds}: eGeMAPS ResNet (opensmile LLDs) and tiny BERT on the transcripts")
     prosodic = ProsodicTeacherConfig(epochs=2 * s.teacher_epochs, channels=(8, 16, 32, 64), embedding=64, crop_frames=150, threads=1)
     fit_prosodic_teachers(corpus, all_folds, folds, prosodic, out, progress=progress, log=lambda m: log("      " + m))

@@ -31,7 +31,7 @@ import torch
 from liser.audio import load_audio
 from liser.constants import HOP_LENGTH, LOG_FLOOR, N_FFT, N_MELS, SAMPLE_RATE
 from liser.corpora.manifest import Corpus, make_skips
-from liser.storage import ClipStore, ContentHashes, default_cache_dir
+from liser.storage import ClipStore, ContentHashes, PerClip, default_cache_dir
 
 FEATURE_SETTINGS = {
     "kind": "log-mel-db",
@@ -114,23 +114,33 @@ class FeatureSet:
         return len(self.features)
 
 
-def featurize(corpus: Corpus, cache_dir: str | Path | None = None, progress: bool = True) -> FeatureSet:
+# Decoding and featurizing runs at ~100 clips/s a core; a local Ray costs seconds to start (README, bench_workers).
+FEATURES_AUTO_MIN_CLIPS = 2000
+
+
+def clip_features(path: Path) -> dict[str, np.ndarray]:
+    """One clip's cache entry: its log-Mel and the fixes decoding applied (AudioError carries a skip reason)."""
+    wave, clip_fixes = load_audio(path, return_fixes=True)
+    return {"mel": log_mel(wave), "fixes": np.asarray(clip_fixes, dtype=str)}
+
+
+def _valid(entry: dict[str, np.ndarray]) -> bool:
+    return "mel" in entry and entry["mel"].ndim == 2
+
+
+def featurize(corpus: Corpus, cache_dir: str | Path | None = None, progress: bool = True, pool=None) -> FeatureSet:
     """Decode and featurize every clip of ``corpus`` once; later calls read the cache.
 
     Unusable clips (unreadable, empty, NaN, silent, too short) are skipped with their
     reason; fixes (downmix, resample) are counted. A corrupt cache entry is recomputed.
+    ``pool`` (:class:`liser.workers.Pool`) decodes the clips the cache lacks in worker processes.
     """
     root = Path(cache_dir) if cache_dir else default_cache_dir()
     store = ClipStore(root / "features" / settings_key(), ContentHashes(root / "hashes.json"))
-
-    def compute(path: Path) -> dict[str, np.ndarray]:
-        wave, clip_fixes = load_audio(path, return_fixes=True)  # AudioError carries the skip reason
-        return {"mel": log_mel(wave), "fixes": np.asarray(clip_fixes, dtype=str)}
-
     rows = corpus.manifest[["clip_id", "path"]].itertuples(index=False)
     run = store.map(
-        rows, compute, check=lambda e: "mel" in e and e["mel"].ndim == 2, total=len(corpus.manifest),
-        desc=f"features {corpus.name}", progress=progress,
+        rows, PerClip(clip_features, batch_size=8, auto_min_clips=FEATURES_AUTO_MIN_CLIPS), check=_valid, total=len(corpus.manifest),
+        desc=f"features {corpus.name}", progress=progress, pool=pool,
     )
     fixes: Counter = Counter()
     for entry in run.arrays.values():

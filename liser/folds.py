@@ -22,6 +22,7 @@ import pandas as pd
 
 from liser.constants import N_FOLDS
 from liser.errors import DataError, InputNotFound
+from liser.storage import write_text_atomic
 
 
 @dataclass(frozen=True)
@@ -111,8 +112,50 @@ def save_folds(folds: Sequence[Fold], path: str | Path, **meta) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = dict(meta, n_folds=len(folds), folds=[asdict(f) for f in folds])
-    path.write_text(json.dumps(payload, indent=1))
-    return path
+    return write_text_atomic(path, json.dumps(payload, indent=1))
+
+
+def record_folds(folds: Sequence[Fold], path: str | Path, **meta) -> Path:
+    """Record the split a run uses in its output folder (``folds.json``), once.
+
+    A folder that already holds the same split keeps its file; one that holds another
+    split is refused, so the teachers or students of one folder never mix two splits.
+    """
+    path = Path(path)
+    if path.exists():
+        try:
+            held = load_folds(path)
+        except DataError:
+            held = None  # a damaged record: rewrite it from the split in hand
+        if held == list(folds):
+            return path
+        if held is not None:
+            raise DataError(
+                f"{path} records another fold split than this run's; use a new --out, or pass --fold-file {path} to keep that split"
+            )
+    return save_folds(folds, path, **meta)
+
+
+def resolve_folds(manifest: pd.DataFrame, fold_file: str | Path | None = None, seed: int = 0, speakers: Sequence[str] | None = None) -> list[Fold]:
+    """The split of a run: the fold file it was given, checked against the corpus's speakers (or
+    ``speakers``: those with usable clips), else the seeded default split of the manifest."""
+    if fold_file:
+        return load_folds(fold_file, manifest["speaker"].unique() if speakers is None else speakers)
+    return folds_for(manifest, N_FOLDS, seed)
+
+
+def parse_fold_list(text: str, n_folds: int) -> list[int]:
+    """``--folds``: ``all`` or comma-separated fold numbers, each in 0..n_folds-1."""
+    if text == "all":
+        return list(range(n_folds))
+    try:
+        picked = sorted({int(x) for x in text.split(",")})
+    except ValueError:
+        raise ValueError(f"--folds {text!r}: use 'all' or comma-separated fold numbers such as 0,2") from None
+    bad = [k for k in picked if not 0 <= k < n_folds]
+    if bad:
+        raise ValueError(f"--folds: fold(s) {bad} do not exist; folds are 0..{n_folds - 1}")
+    return picked
 
 
 def load_folds(path: str | Path, speakers: Sequence[str] | None = None) -> list[Fold]:

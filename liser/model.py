@@ -37,8 +37,11 @@ class ClassifierOutput(NamedTuple):
     embedding: torch.Tensor  # intermediate embedding [B, D]: what NSL's neighbour loss compares
 
 
+ARCH_ALIASES = {"liser": "cnn-lstm"}  # the CNN-LSTM's name in checkpoints written before it had its own
+
+
 def _check_arch(arch: str, expected: str) -> None:
-    if arch != expected:
+    if ARCH_ALIASES.get(arch, arch) != expected:
         raise ValueError(f"arch={arch!r} given to the {expected!r} student; rebuild checkpoints with build_student(config)")
 
 
@@ -52,12 +55,12 @@ class Student(nn.Module):
         hidden: int = 64,
         head_hidden: int = 32,
         *,
-        arch: str = "liser",  # accepted so Student(**model.config) keeps working
+        arch: str = "cnn-lstm",  # accepted so Student(**model.config) keeps working
     ):
         super().__init__()
-        _check_arch(arch, "liser")
+        _check_arch(arch, "cnn-lstm")
         self.config = dict(
-            arch="liser", n_classes=n_classes, n_video_classes=n_video_classes, n_mels=n_mels,
+            arch="cnn-lstm", n_classes=n_classes, n_video_classes=n_video_classes, n_mels=n_mels,
             channels=channels, hidden=hidden, head_hidden=head_hidden,
         )
         layers: list[nn.Module] = []
@@ -196,13 +199,14 @@ class HubertStudent(nn.Module):
         return ClassifierOutput(self.classifier(emb), emb)
 
 
-ARCHITECTURES: dict[str, type[nn.Module]] = {"liser": Student, "cnn6": CNN6, "hubert": HubertStudent}
+ARCHITECTURES: dict[str, type[nn.Module]] = {"cnn-lstm": Student, "cnn6": CNN6, "hubert": HubertStudent}
 
 
 def build_student(config: dict[str, Any]) -> nn.Module:
-    """The student a ``model.config`` describes; a config without ``arch`` (older checkpoints) is LiSER's."""
+    """The student a ``model.config`` describes; a config without ``arch`` (older checkpoints) is LiSER's CNN-LSTM."""
     config = dict(config)
-    arch = config.pop("arch", "liser")
+    arch = config.pop("arch", "cnn-lstm")
+    arch = ARCH_ALIASES.get(arch, arch)
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown student arch {arch!r}; known: {', '.join(sorted(ARCHITECTURES))}")
     return ARCHITECTURES[arch](**config)

@@ -131,60 +131,122 @@ class ClipStore:
     def map(
         self,
         rows: Iterable[tuple[str, str | Path]],
-        compute: Callable[[Path], dict[str, np.ndarray]],
+        compute: "Callable[[Path], dict[str, np.ndarray]] | ClipTask",
         *,
         check: Callable[[dict[str, np.ndarray]], bool] | None = None,
         total: int | None = None,
         desc: str = "clips",
         progress: bool = True,
+        pool=None,
     ) -> StoreRun:
-        """``compute(path)`` for every ``(clip_id, path)`` the store lacks; read the rest.
+        """Compute every ``(clip_id, path)`` the store lacks; read the rest.
 
-        ``compute`` raises :class:`SkipClip` (or any exception with a ``reason``, such as
-        AudioError) for a data problem; any other exception is a bug and propagates.
+        ``compute`` is ``compute(path) -> arrays`` or a :class:`ClipTask` (a batch of clips at a
+        time); either raises :class:`SkipClip` (or any exception with a ``reason``, such as
+        AudioError) for a data problem; any other exception is a bug and propagates. ``pool``
+        (a :class:`liser.workers.Pool`) runs the missing clips in worker processes; they return
+        their results here, and each entry is written as soon as it arrives.
         """
         from tqdm.auto import tqdm
 
-        run = StoreRun()
-        bar = tqdm(rows, total=total, desc=desc, unit="clip", disable=not progress)
+        task = compute if isinstance(compute, ClipTask) else PerClip(compute)
+        run, order, missing = StoreRun(), [], []
+        bar = tqdm(total=total, desc=desc, unit="clip", disable=not progress, smoothing=0.1)
         try:
-            for clip_id, path in bar:
+            for clip_id, path in rows:  # 1. what the store holds (the driver reads it; workers never write it)
                 path = Path(path)
                 try:
                     digest = self.hashes(path)
                 except OSError as exc:
                     run.skipped.append((str(path), f"unreadable ({exc.strerror or exc})"))
+                    bar.update()
                     continue
                 npz, err = self.folder / digest[:2] / f"{digest}.npz", self.folder / digest[:2] / f"{digest}.json"
+                order.append(clip_id)
                 if err.exists():
                     try:
                         run.skipped.append((str(path), json.loads(err.read_text())["reason"]))
                         run.cached += 1
+                        order.pop()
+                        bar.update()
                         continue
                     except (ValueError, KeyError, OSError):
                         run.corrupt += 1  # a broken skip record: decide again
                 entry = _read_npz(npz, check) if npz.exists() else None
                 if entry is None:
                     run.corrupt += npz.exists()
-                    run.computed += 1  # work done, whether it yields an entry or a skip
-                    try:
-                        entry = {k: np.asarray(v) for k, v in compute(path).items()}
-                    except Exception as exc:
-                        if not hasattr(exc, "reason"):
-                            raise
-                        reason = str(exc.reason)
-                        write_atomic(err, lambda fh: fh.write(json.dumps({"reason": reason}).encode()))
-                        run.skipped.append((str(path), reason))
-                        run.new_skips += 1
-                        continue
-                    write_atomic(npz, lambda fh: np.savez(fh, **entry))
+                    missing.append((clip_id, path, npz, err))
                 else:
                     run.cached += 1
-                run.arrays[clip_id] = entry
+                    run.arrays[clip_id] = entry
+                    bar.update()
+            self.hashes.save()
+            # 2. the clips it lacks, computed in batches (in this process, or by the pool's workers)
+            results = (pool.run if pool is not None else run_local)(task, [m[1] for m in missing])
+            for i, result in results:
+                clip_id, path, npz, err = missing[i]
+                run.computed += 1  # work done, whether it yields an entry or a skip
+                if isinstance(result, SkipClip):
+                    reason = result.reason
+                    write_atomic(err, lambda fh: fh.write(json.dumps({"reason": reason}).encode()))
+                    run.skipped.append((str(path), reason))
+                    run.new_skips += 1
+                else:
+                    entry = {k: np.asarray(v) for k, v in result.items()}
+                    write_atomic(npz, lambda fh: np.savez(fh, **entry))
+                    run.arrays[clip_id] = entry
+                bar.update()
                 bar.set_postfix(ran=run.computed, cached=run.cached)
         finally:
             self.hashes.save()
+            bar.close()
+        run.arrays = {c: run.arrays[c] for c in order if c in run.arrays}  # the corpus's order, however results arrived
         return run
+
+
+class ClipTask:
+    """A per-clip stage in a form worker processes can run: small and picklable, it loads its
+    model on first call (so once per worker) and computes ``batch_size`` clips per call, which
+    lets a teacher batch segments across clips. Returns one entry per path: its arrays, or a
+    :class:`SkipClip` naming why the clip is unusable."""
+
+    batch_size: int = 1
+    auto_min_clips: int = 48  # an auto-sized pool starts Ray only for at least this many clips to compute
+
+    def __call__(self, paths: list[Path]) -> list["dict[str, np.ndarray] | SkipClip"]:
+        raise NotImplementedError
+
+
+class PerClip(ClipTask):
+    """A ``compute(path)`` function as a task, one clip per call."""
+
+    def __init__(self, compute: Callable[[Path], dict[str, np.ndarray]], batch_size: int = 1, auto_min_clips: int = 48):
+        self.compute, self.batch_size, self.auto_min_clips = compute, batch_size, auto_min_clips
+
+    def __call__(self, paths: list[Path]) -> list["dict[str, np.ndarray] | SkipClip"]:
+        return [skip_or(self.compute, p) for p in paths]
+
+
+def skip_or(compute: Callable, *args):
+    """``compute(*args)``, or a :class:`SkipClip` when it raises a data problem (an exception with a ``reason``)."""
+    try:
+        return compute(*args)
+    except Exception as exc:
+        if not hasattr(exc, "reason"):
+            raise
+        return exc if isinstance(exc, SkipClip) else SkipClip(str(exc.reason))
+
+
+def batches(n: int, size: int) -> list[list[int]]:
+    """Indices 0..n-1 in consecutive batches of ``size``."""
+    size = max(1, int(size))
+    return [list(range(i, min(i + size, n))) for i in range(0, n, size)]
+
+
+def run_local(task: ClipTask, paths: list[Path]):
+    """``task`` over ``paths`` in this process, a batch at a time: yields (index, entry or SkipClip)."""
+    for idx in batches(len(paths), task.batch_size):
+        yield from zip(idx, task([paths[i] for i in idx]))
 
 
 def _read_npz(path: Path, check: Callable[[dict[str, np.ndarray]], bool] | None) -> dict[str, np.ndarray] | None:

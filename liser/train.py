@@ -26,7 +26,7 @@ from liser.configs import TrainConfig
 from liser.data import CorpusData, LabeledSampler, UnlabeledSampler, stratified_subset, teachers_for_fold
 from liser.evaluate import Metrics, evaluate
 from liser.folds import Fold
-from liser.methods import FoldMethod, build_model, rebuild_student
+from liser.methods import Method, build_model, make_method, rebuild_student
 from liser.methods.liser import compute_loss  # noqa: F401  (re-exported: the loss of eq. 4/5)
 from liser.model import Student, count_parameters
 from liser.targets import TeacherOutputs
@@ -87,7 +87,7 @@ class FoldResult:
         }
 
 
-def _step(model, opt, method: FoldMethod, device, rng, labeled=None, unlabeled=None) -> dict:
+def _step(model, opt, method: Method, device, rng, labeled=None, unlabeled=None) -> dict:
     """One optimisation step; a NaN or infinite loss stops the fold with the terms that caused it."""
     model.train()
     terms = method.loss(model, device, labeled, unlabeled, rng)
@@ -151,15 +151,10 @@ def train_fold(
     n_classes = len(labeled.corpus.classes)
 
     # Only the teachers the configuration reads are needed; no-dstl never touches unlabeled data.
-    missing = [k for k in cfg.teacher_kinds if k not in (teachers or {})]
-    if missing:
-        flags = "--teachers or --speech-teacher/--video-teacher" if cfg.method == "liser" else "--teachers (a folder of teacher files)"
-        raise ValueError(f"configuration {cfg.name!r} needs {' and '.join(missing)} teacher outputs; pass {flags}")
+    cfg.check_inputs((teachers or {}).keys(), unlabeled is not None)
     needed = {k: teachers[k] for k in cfg.teacher_kinds}
-    if cfg.uses_unlabeled and unlabeled is None:
-        raise ValueError(f"configuration {cfg.name!r} distils, so it needs an unlabeled corpus (--unlabeled)")
     model = build_model(cfg, n_classes, needed).to(device)
-    method = FoldMethod(cfg, needed, train_rows["clip_id"].tolist(), feats, cache_dir=labeled.features.cache_dir)
+    method = make_method(cfg, needed, train_rows["clip_id"].tolist(), feats, cache_dir=labeled.features.cache_dir)
 
     lab = LabeledSampler([feats[c] for c in train_rows["clip_id"]], train_rows["label_index"].to_numpy(), cfg.batch_size, train_rows["clip_id"].tolist())
     sampler = UnlabeledSampler(unlabeled, needed, cfg.n_unlabeled) if cfg.uses_unlabeled else None
@@ -210,8 +205,7 @@ def train_fold(
             **{f"unlabeled_missing_{k}": v for k, v in sampler.missing.items()},
             **{f"unlabeled_no_{k}_target": v for k, v in sampler.no_target.items()},
         )
-    extras = {"graph": method.graph_stats} if method.neighbours is not None else {}
-    return FoldResult(fold.index, best_epoch, val, test, history, counts, time.time() - started, best_state, model.config, extras)
+    return FoldResult(fold.index, best_epoch, val, test, history, counts, time.time() - started, best_state, model.config, dict(method.extras))
 
 
 # Counts of items a fold could not use; the console names every nonzero one (results.json keeps them all).

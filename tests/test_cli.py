@@ -85,3 +85,33 @@ def test_report_names_the_missing_study_and_the_known_ones(tmp_path):
     code, text = run("report", "--out", tmp_path / "dash")
     assert code != 0 and "--study" in text
     assert not (tmp_path / "dash").exists() or not any((tmp_path / "dash").iterdir())
+
+
+def test_every_command_module_is_small_and_the_package_serves_python_m():
+    """The CLI is a package of thin modules, one per command group (issue 15: none over 250 lines)."""
+    from pathlib import Path
+
+    import liser.cli
+
+    modules = sorted(Path(liser.cli.__file__).parent.glob("*.py"))
+    assert {m.stem for m in modules} >= {"app", "data", "train", "teacher", "study", "report", "apps", "options", "__main__"}
+    long = {m.name: n for m in modules if (n := len(m.read_text().splitlines())) > 250}
+    assert not long, f"command modules over 250 lines: {long}"
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "liser.cli", "teacher", "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "prosodic" in done.stdout and "upstream" in done.stdout
+
+
+def test_a_teacher_folder_refuses_a_second_split(synth_root, tmp_path):
+    """`teacher ... fit` records its split in OUT/folds.json once; another split into the same folder is refused."""
+    lab = f"table:{synth_root / 'transcribed.csv'}"
+    out = tmp_path / "t"
+    code, text = run("teacher", "linguistic", "fit", "--labeled", lab, "--folds", "0", "--epochs", "1", "--out", out, "--seed", "1", "-q")
+    assert code == 0, text
+    first = json.loads((out / "folds.json").read_text())
+    assert (out / "linguistic-fold0.npz").exists()
+    code, text = run("teacher", "linguistic", "fit", "--labeled", lab, "--folds", "0", "--epochs", "1", "--out", out, "--seed", "2", "-q")
+    assert code == 3 and "records another fold split" in text and "--fold-file" in text, text
+    assert json.loads((out / "folds.json").read_text()) == first

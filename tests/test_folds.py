@@ -61,3 +61,34 @@ def test_folds_for_uses_the_group_column_only_when_there_is_one():
     manifest["fold_group"] = [f"g{int(s) % 3}" for s in SPEAKERS]
     folds = folds_for(manifest, 3, seed=3)
     assert [set(f.test) for f in folds] == [{s for s in SPEAKERS if int(s) % 3 == k} for k in range(3)]
+
+
+def test_record_folds_keeps_the_same_split_and_refuses_another(tmp_path):
+    """A run folder records one split: the same one is kept as is, another is refused, a damaged record rewritten."""
+    from liser.errors import DataError
+    from liser.folds import record_folds
+
+    folds, other = make_folds(SPEAKERS, seed=1), make_folds(SPEAKERS, seed=2)
+    path = record_folds(folds, tmp_path / "folds.json", corpus="ravdess", seed=1)
+    stamp = path.stat().st_mtime_ns
+    assert record_folds(folds, path, corpus="ravdess", seed=1) == path and path.stat().st_mtime_ns == stamp
+    with pytest.raises(DataError, match=r"records another fold split.*--fold-file"):
+        record_folds(other, path, corpus="ravdess", seed=2)
+    assert load_folds(path) == folds  # the refused split did not replace the record
+    path.write_text('{"folds": 3')
+    record_folds(other, path, corpus="ravdess", seed=2)
+    assert load_folds(path) == other
+
+
+def test_resolve_folds_and_the_fold_list():
+    import pandas as pd
+
+    from liser.folds import parse_fold_list, resolve_folds
+
+    manifest = pd.DataFrame({"speaker": SPEAKERS, "gender": [GENDER[s] for s in SPEAKERS]})
+    assert resolve_folds(manifest, seed=4) == folds_for(manifest, 5, 4)
+    assert parse_fold_list("all", 5) == [0, 1, 2, 3, 4] and parse_fold_list("3,1,3", 5) == [1, 3]
+    with pytest.raises(ValueError, match=r"fold\(s\) \[7\] do not exist; folds are 0..4"):
+        parse_fold_list("1,7", 5)
+    with pytest.raises(ValueError, match="comma-separated fold numbers"):
+        parse_fold_list("first", 5)

@@ -15,7 +15,7 @@ import liser
 LAYERS = [
     ("constants", "errors"),
     ("storage", "targets", "configs"),
-    ("corpora", "audio", "features", "folds", "model", "losses", "evaluate", "graph"),
+    ("cluster", "workers", "corpora", "audio", "features", "folds", "model", "losses", "evaluate", "graph"),
     ("synth",),
     ("data",),
     ("teachers",),

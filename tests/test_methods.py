@@ -150,3 +150,66 @@ def test_nsl_graph_cache_follows_the_feature_cache(synth_root, cremad, tmp_path)
     teachers = _teachers(synth_root / "oracle-teachers-nsl", data.corpus.classes)
     train_fold(make_config("nsl-cnn-lstm", epochs=1, nsl_epsilon=0.3), data, folds[0], None, teachers, progress=False)
     assert len(list((tmp_path / "cache" / "graphs").glob("*.npz"))) == 1
+
+
+def test_the_methods_table_is_what_configs_and_the_loop_use():
+    """One table: every method a configuration may name has one Method class, in its own module."""
+    from liser.configs import METHOD_FIELDS, METHODS as CONFIG_METHODS
+    from liser.methods import METHODS, Method
+
+    assert tuple(METHODS) == CONFIG_METHODS == tuple(METHOD_FIELDS)
+    modules = {cls.__module__ for cls in METHODS.values()}
+    assert modules == {f"liser.methods.{name}" for name in METHODS}
+    for name, cls in METHODS.items():
+        assert issubclass(cls, Method) and cls.name == name and cls.loss is not Method.loss
+
+
+def test_a_new_method_is_one_class_and_one_table_entry(transcribed, monkeypatch):
+    """What the README's contributor section promises: register a Method and the one loop trains it."""
+    import liser.configs as configs
+    from liser.methods import METHODS, Method
+    from liser.methods.liser import LiSER
+
+    class Halved(Method):
+        """LiSER's labeled loss at half weight: a method with nothing but a loss."""
+
+        name = "halved"
+        calls = 0
+
+        def __init__(self, cfg, teachers, train_ids, feats, cache_dir=None):
+            super().__init__(cfg, teachers, train_ids, feats, cache_dir)
+            self.counts["halved_train_clips"] = len(train_ids)
+
+        def loss(self, model, device, labeled, unlabeled, rng):
+            Halved.calls += 1
+            terms = LiSER.loss(self, model, device, labeled, None, rng)
+            return {k: v * 0.5 for k, v in terms.items() if v is not None}
+
+    monkeypatch.setitem(METHODS, "halved", Halved)
+    monkeypatch.setitem(configs.METHOD_FIELDS, "halved", ())
+    cfg = make_config("no-dstl", method="halved", epochs=1, batch_size=16)
+    fold = folds_for(transcribed.corpus.manifest, 5, 0)[0]
+    result = train_fold(cfg, transcribed, fold, progress=False)
+    assert Halved.calls == result.counts["steps_per_epoch"] > 0
+    assert result.counts["halved_train_clips"] == result.counts["train"]
+    assert 0 <= result.test.uar <= 1 and result.history[-1]["loss"] > 0
+
+
+def test_the_old_student_name_still_loads(transcribed, tmp_path):
+    """'liser' named the CNN-LSTM student before 'cnn-lstm' did: configs and checkpoints that say so still work."""
+    from liser.configs import TrainConfig
+    from liser.model import Student
+
+    assert make_config("no-dstl", student="liser").student == "cnn-lstm"
+    cfg = make_config("no-dstl", epochs=1)
+    fold = folds_for(transcribed.corpus.manifest, 5, 0)[0]
+    out = train(cfg, transcribed, [fold], [0], tmp_path, progress=False, log=lambda *_: None)
+    ckpt = out["folds"][0]["checkpoint"]
+    payload = torch.load(ckpt, weights_only=True)
+    assert payload["model_config"]["arch"] == "cnn-lstm" and payload["train_config"]["student"] == "cnn-lstm"
+    payload["model_config"]["arch"] = "liser"  # as written before the rename
+    payload["train_config"]["student"] = "liser"
+    torch.save(payload, ckpt)
+    model, meta = load_student(ckpt)
+    assert isinstance(model, Student)
+    assert TrainConfig.model_validate(meta["train_config"]).student == "cnn-lstm"

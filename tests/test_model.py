@@ -72,7 +72,8 @@ def test_build_student_round_trip(model):
 
 def test_old_configs_without_arch_are_liser_and_direct_construction_works():
     config = Student(n_classes=5).config
-    assert config["arch"] == "liser"
+    assert config["arch"] == "cnn-lstm"
+    assert isinstance(build_student({**config, "arch": "liser"}), Student)  # the old name, in checkpoints before issue 15
     old = {k: v for k, v in config.items() if k != "arch"}
     assert isinstance(build_student(old), Student)
     assert Student(**config).config == config  # train.load_student's path
@@ -82,7 +83,7 @@ def test_old_configs_without_arch_are_liser_and_direct_construction_works():
 
 
 def test_unknown_arch_names_it_and_the_known_ones():
-    with pytest.raises(ValueError, match=r"unknown student arch 'vgg15'; known: cnn6, hubert, liser"):
+    with pytest.raises(ValueError, match=r"unknown student arch 'vgg15'; known: cnn-lstm, cnn6, hubert"):
         build_student({"arch": "vgg15", "n_classes": 8})
 
 

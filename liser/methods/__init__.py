@@ -1,11 +1,11 @@
-"""The methods a study can select (``method:`` in a configuration), behind one training loop.
+"""The methods a study can select (``method:`` in a configuration), as one table behind one loop.
 
-Each method decides three things the loop in :mod:`liser.train` asks for: the student it
-trains (:func:`build_model`), what it needs besides labeled clips (teacher outputs, an
-unlabeled corpus, a graph) and the loss of one mini-batch (:func:`FoldMethod.loss`).
+Each entry is a :class:`~liser.methods.base.Method` in its own module: the student it
+trains, the loss of one mini-batch and what a fold reports. Adding a method is one
+module and one line here (README, "Adding a method").
 
 - ``liser``: the paper this platform is named after; labeled CE plus distillation on
-  unlabeled audio-visual clips (:func:`liser.methods.liser.compute_loss`).
+  unlabeled audio-visual clips (eq. 4/5, :func:`liser.methods.liser.compute_loss`).
 - ``emodistill``: prosodic + linguistic teachers on the labeled clips (:mod:`.emodistill`).
 - ``nsl``: a graph over the labeled clips from an upstream model's embeddings (:mod:`.nsl`).
 """
@@ -13,70 +13,32 @@ unlabeled corpus, a graph) and the loss of one mini-batch (:func:`FoldMethod.los
 from __future__ import annotations
 
 import numpy as np
-import torch
 from torch import nn
 
 from liser.configs import TrainConfig
-from liser.constants import FERV39K_CLASSES
+from liser.methods.base import Method
+from liser.methods.emodistill import EmoDistill
+from liser.methods.liser import LiSER
+from liser.methods.nsl import NSL
 from liser.model import build_student
+
+METHODS: dict[str, type[Method]] = {m.name: m for m in (LiSER, EmoDistill, NSL)}
 
 
 def build_model(cfg: TrainConfig, n_classes: int, teachers: dict | None = None) -> nn.Module:
-    """The student of ``cfg``: its architecture (``student``), with EmoDistill's heads when asked."""
-    teachers = teachers or {}
-    if cfg.student == "liser":
-        video = teachers.get("video")
-        n_video = len(video.classes) if video is not None and hasattr(video, "segments") else len(FERV39K_CLASSES)
-        config = {"arch": "liser", "n_classes": n_classes, "n_video_classes": n_video}
-    else:
-        config = {"arch": cfg.student, "n_classes": n_classes}
-    model = build_student(config)
-    if cfg.method == "emodistill":
-        from liser.methods.emodistill import ProjectionStudent, head_dims
+    """The student ``cfg``'s method trains."""
+    return METHODS[cfg.method].build_model(cfg, n_classes, teachers or {})
 
-        model = ProjectionStudent(model, n_classes, head_dims(teachers))
-    return model
+
+def make_method(cfg: TrainConfig, teachers: dict, train_ids: list[str], feats: dict[str, np.ndarray], cache_dir=None) -> Method:
+    """``cfg``'s method for one fold, its per-fold state built."""
+    return METHODS[cfg.method](cfg, teachers, train_ids, feats, cache_dir)
 
 
 def rebuild_student(config: dict) -> nn.Module:
     """A student from the ``model_config`` its checkpoint holds (any method, any architecture)."""
-    if config.get("arch") == "emodistill":
-        from liser.methods.emodistill import ProjectionStudent
-
-        return ProjectionStudent(build_student(config["backbone"]), config["n_classes"], config["dims"], config.get("hidden", 64))
+    for method in METHODS.values():
+        model = method.rebuild(config)
+        if model is not None:
+            return model
     return build_student(config)
-
-
-class FoldMethod:
-    """What one fold's training loop needs from its method: the batch loss and what to report."""
-
-    def __init__(self, cfg: TrainConfig, teachers: dict, train_ids: list[str], feats: dict[str, np.ndarray], cache_dir=None):
-        self.cfg, self.teachers = cfg, teachers
-        self.counts: dict = {}
-        self.neighbours = None
-        if cfg.method == "nsl":
-            from liser.methods.nsl import NeighbourCrops, fold_graph
-
-            graph, missing = fold_graph(teachers["upstream"], train_ids, cfg, cache_dir)
-            self.neighbours = NeighbourCrops(graph, feats)
-            stats = graph.stats()
-            self.graph_stats = stats
-            self.counts.update({f"graph_{k}": v for k, v in stats.items() if k != "histogram"}, graph_no_upstream=missing)
-        elif cfg.method == "emodistill":
-            from liser.methods.emodistill import coverage
-
-            self.counts.update(coverage({k: teachers[k] for k in cfg.teacher_kinds}, train_ids))
-
-    def loss(self, model: nn.Module, device, labeled, unlabeled, rng: np.random.Generator) -> dict[str, torch.Tensor]:
-        if self.cfg.method == "emodistill":
-            from liser.methods import emodistill
-
-            return emodistill.loss_terms(model, self.cfg, device, labeled, self.teachers)
-        if self.cfg.method == "nsl":
-            from liser.methods import nsl
-
-            return nsl.loss_terms(model, self.cfg, device, labeled, self.neighbours, rng)
-        from liser.methods.liser import compute_loss
-
-        t = compute_loss(model, self.cfg, device, labeled, unlabeled)
-        return {"loss": t.total, "loss_sup": t.sup, "loss_sd": t.sd, "loss_vd": t.vd}

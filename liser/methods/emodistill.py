@@ -18,6 +18,8 @@ from torch import nn
 
 from liser.configs import TrainConfig
 from liser.losses import emodistill_loss
+from liser.methods.base import Method
+from liser.model import build_student
 from liser.targets import ClipOutputs
 
 HEADS = ("prosodic", "linguistic")
@@ -84,3 +86,26 @@ def loss_terms(model: ProjectionStudent, cfg: TrainConfig, device, batch, teache
 def coverage(teachers: dict[str, ClipOutputs], train_ids) -> dict[str, int]:
     """Training clips each teacher has no output for (their terms are masked): counted, reported."""
     return {f"train_no_{k}_output": int(sum(c not in out for c in train_ids)) for k, out in teachers.items()}
+
+
+class EmoDistill(Method):
+    """Prosodic and linguistic teachers on the labeled clips; the student gains EmoDistill's heads."""
+
+    name = "emodistill"
+
+    def __init__(self, cfg, teachers, train_ids, feats, cache_dir=None):
+        super().__init__(cfg, teachers, train_ids, feats, cache_dir)
+        self.counts.update(coverage({k: teachers[k] for k in cfg.teacher_kinds}, train_ids))
+
+    @classmethod
+    def build_model(cls, cfg, n_classes, teachers) -> nn.Module:
+        return ProjectionStudent(super().build_model(cfg, n_classes, teachers), n_classes, head_dims(teachers))
+
+    @classmethod
+    def rebuild(cls, config: dict) -> nn.Module | None:
+        if config.get("arch") != "emodistill":
+            return None
+        return ProjectionStudent(build_student(config["backbone"]), config["n_classes"], config["dims"], config.get("hidden", 64))
+
+    def loss(self, model, device, labeled, unlabeled, rng) -> dict[str, torch.Tensor]:
+        return loss_terms(model, self.cfg, device, labeled, self.teachers)

@@ -7,7 +7,18 @@ import torch
 
 from liser.configs import TrainConfig
 from liser.losses import LossTerms, batch_loss
+from liser.methods.base import Method
 from liser.model import Student
+
+
+class LiSER(Method):
+    """Labeled cross-entropy plus distillation from the speech and video teachers on unlabeled clips."""
+
+    name = "liser"
+
+    def loss(self, model, device, labeled, unlabeled, rng) -> dict[str, torch.Tensor]:
+        t = compute_loss(model, self.cfg, device, labeled, unlabeled)
+        return {"loss": t.total, "loss_sup": t.sup, "loss_sd": t.sd, "loss_vd": t.vd}
 
 
 def compute_loss(model: Student, cfg: TrainConfig, device, labeled=None, unlabeled=None) -> LossTerms:

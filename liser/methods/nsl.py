@@ -21,6 +21,7 @@ from liser.configs import TrainConfig
 from liser.data import random_crop
 from liser.graph import Graph, build_graph
 from liser.losses import nsl_loss
+from liser.methods.base import Method
 from liser.storage import default_cache_dir
 from liser.targets import ClipOutputs, TeacherFileError
 
@@ -82,3 +83,20 @@ def loss_terms(model, cfg: TrainConfig, device, batch, neighbours: NeighbourCrop
         nb_emb[mask_t] = out.embedding[b:]
     terms = nsl_loss(out.sup[:b], torch.as_tensor(np.asarray(y)).long().to(device), emb, nb_emb, mask_t, alpha=cfg.nsl_alpha)
     return {"loss": terms.total, "loss_sup": terms.ce, "loss_neighbour": terms.neighbour}
+
+
+class NSL(Method):
+    """Graph-regularised training: each fold's graph over its training clips, from the upstream embeddings."""
+
+    name = "nsl"
+
+    def __init__(self, cfg, teachers, train_ids, feats, cache_dir=None):
+        super().__init__(cfg, teachers, train_ids, feats, cache_dir)
+        graph, missing = fold_graph(teachers["upstream"], train_ids, cfg, cache_dir)
+        self.neighbours = NeighbourCrops(graph, feats)
+        stats = graph.stats()
+        self.extras["graph"] = stats
+        self.counts.update({f"graph_{k}": v for k, v in stats.items() if k != "histogram"}, graph_no_upstream=missing)
+
+    def loss(self, model, device, labeled, unlabeled, rng) -> dict[str, torch.Tensor]:
+        return loss_terms(model, self.cfg, device, labeled, self.neighbours, rng)

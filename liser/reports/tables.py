@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from liser.errors import ReportError
-from liser.configs import PRESETS, TrainConfig, baseline_of
+from liser.configs import PRESETS, TrainConfig, baseline_of, student_name
 from liser.reports.runs import StudyData, load_confusion
 from liser.reports.stats import compare_folds, relative_change
 
@@ -156,7 +156,7 @@ def _text(trial: pd.Series, column: str, default: str) -> str:
 
 def method_of(trial: pd.Series) -> tuple[str, str]:
     """(method, student) of a trial; runs logged before methods existed are LiSER's CNN-LSTM."""
-    return _text(trial, "method", "liser"), _text(trial, "student", "liser")
+    return _text(trial, "method", "liser"), student_name(_text(trial, "student", "cnn-lstm"))
 
 
 def configuration_table(data: StudyData) -> Table:
@@ -227,7 +227,7 @@ def methods_table(data: StudyData) -> Table:
 # ---------------------------------------------------------------------- Table 3
 def has_methods(data: StudyData) -> bool:
     """Whether any trial is not LiSER's own method on its CNN-LSTM (then reports add the methods table)."""
-    return any(method_of(t) != ("liser", "liser") for _, t in data.trials.iterrows())
+    return any(method_of(t) != ("liser", "cnn-lstm") for _, t in data.trials.iterrows())
 
 
 def has_ablations(data: StudyData) -> bool:

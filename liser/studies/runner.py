@@ -19,12 +19,12 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 from liser import __version__
 from liser import tracking
 from liser.studies import search
-from liser.errors import ClusterError
+from liser.cluster import check_ray_address, init_ray, join_with_token
 from liser.studies.spec import Study, StudyError
 from liser.studies.trial import TrialContext, run_trial
 
@@ -195,56 +195,6 @@ def _trainable(config: dict, ctx: TrialContext) -> None:
     run_trial(ctx, config["params"], config["trial_number"], tune.report)
 
 
-def _join_with_token() -> None:
-    """`ray start` turns on token authentication and writes ~/.ray/auth_token, but a driver
-    joining a cluster only sends the token when ``RAY_AUTH_MODE=token``, read when Ray loads."""
-    token = Path(os.environ.get("RAY_AUTH_TOKEN_PATH", Path.home() / ".ray" / "auth_token"))
-    if "RAY_AUTH_MODE" not in os.environ and (token.exists() or os.environ.get("RAY_AUTH_TOKEN")):
-        os.environ["RAY_AUTH_MODE"] = "token"
-
-
-def check_ray_address(address: str, timeout: float = 5.0) -> None:
-    """Fail in seconds when nothing listens at a Ray address (``ray.init`` retries for minutes).
-
-    ``auto`` and ``local`` are Ray's own keywords and pass; ``ray://host:port`` (Ray Client) and
-    ``host:port`` (the GCS) are probed with one TCP connection.
-    """
-    import socket
-
-    if address in ("auto", "local"):
-        return
-    hostport = address.split("://", 1)[-1].rstrip("/")
-    host, sep, port = hostport.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ClusterError(f"--address {address}: not HOST:PORT or ray://HOST:PORT (e.g. 10.0.0.5:6379 or ray://head:10001)")
-    try:
-        socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout).close()
-    except OSError as exc:
-        raise ClusterError(
-            f"--address {address}: nothing answers at {host}:{port} within {timeout:g} s ({exc.strerror or exc}); "
-            "is `ray start --head` running there, and is the port open?"
-        ) from None
-
-
-def _init_ray(address: str | None, cpus: int | None) -> bool:
-    """Start a local Ray (or join ``address``); False when this process already has one."""
-    import ray
-
-    if ray.is_initialized():
-        return False
-    kwargs: dict[str, Any] = {"log_to_driver": False, "configure_logging": True, "logging_level": "warning"}
-    if address:
-        try:
-            ray.init(address=address, **kwargs)
-        except (ConnectionError, RuntimeError) as exc:
-            raise ClusterError(f"--address {address}: cannot join the Ray cluster ({str(exc).splitlines()[0]}); is `ray start --head` running there?") from exc
-    else:
-        # "local": a fresh Ray of our own, even when `ray start` left a cluster on this machine
-        # (a bare ray.init() would silently join that one); --address / RAY_ADDRESS joins one.
-        ray.init(address="local", num_cpus=cpus or os.cpu_count(), include_dashboard=False, **kwargs)
-    return True
-
-
 @dataclass
 class RunSummary:
     study: str
@@ -277,7 +227,7 @@ def run_study(
     started = time.time()
     if address:
         check_ray_address(address)
-        _join_with_token()  # before anything imports ray
+        join_with_token()  # before anything imports ray
     state = state_dir_for(study.name, root)
     uri, artifact_root = tracking.resolve_tracking_uri(tracking_uri, root)
     with study_lock(state, study.name):
@@ -328,7 +278,7 @@ def _tune(study: Study, ctx: TrialContext, ostudy, n_trials: int, state: Path, a
 
     from liser.studies.progress import TrialProgress
 
-    started_ray = _init_ray(address, cpus)
+    started_ray = init_ray(address, cpus)
     try:
         resources = {"cpu": study.resources.cpu, "gpu": study.resources.gpu}
         trainable = tune.with_resources(tune.with_parameters(_trainable, ctx=ctx), resources)

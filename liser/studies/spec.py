@@ -284,8 +284,9 @@ def _allowed_at(loc: tuple) -> list[str]:
     return list(model.model_fields)
 
 
-def load_study(path: str | Path, **overrides: Any) -> Study:
-    """Read and validate a study file; ``overrides`` replace top-level fields (CLI flags)."""
+def load_study(path: str | Path, *, fixed: dict[str, Any] | None = None, **overrides: Any) -> Study:
+    """Read and validate a study file; ``overrides`` replace top-level fields (CLI flags) and
+    ``fixed`` adds to the file's fixed settings (``--set``)."""
     path = Path(path)
     if not path.exists():
         raise StudyError(f"{path}: no such study file (shipped studies are in studies/)")
@@ -296,6 +297,9 @@ def load_study(path: str | Path, **overrides: Any) -> Study:
     if not isinstance(data, dict):
         raise StudyError(f"{path}: a study file is a mapping of fields (name, labeled, configurations, ...)")
     data.update({k: v for k, v in overrides.items() if v is not None})
+    if fixed:
+        held = data.get("fixed") or {}
+        data["fixed"] = {**held, **fixed} if isinstance(held, dict) else held  # a bad "fixed:" is reported by validation
     try:
         study = Study.model_validate(data)
     except ValidationError as exc:

@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 
 from liser.corpora.manifest import Corpus
-from liser.storage import ClipStore, ContentHashes, default_cache_dir
+from liser.storage import ClipStore, ClipTask, ContentHashes, default_cache_dir
 from liser.targets import TeacherOutputs
 
 # predict(path) -> (probs [n_segments, K], valid [n_segments] or None). A per-clip data
@@ -63,14 +63,19 @@ def run_teacher(
     classes: tuple[str, ...],
     checkpoint_hash: str,
     settings: dict,
-    predict: Predict,
+    predict: "Predict | ClipTask",
     *,
     segment_seconds: float,
     cache_dir: str | Path | None = None,
     meta: dict | None = None,
     progress: bool = True,
+    pool=None,
 ) -> tuple[TeacherOutputs, CacheRun]:
-    """The teacher's outputs for every clip of ``corpus``, running it only where the cache lacks them."""
+    """The teacher's outputs for every clip of ``corpus``, running it only where the cache lacks them.
+
+    ``predict`` is a per-clip function, or a :class:`~liser.storage.ClipTask` whose entries are
+    ``{"probs", "valid"}`` (what worker processes run; ``pool`` says how many, and where).
+    """
     root = Path(cache_dir) if cache_dir else default_cache_dir()
     key = teacher_key(kind, checkpoint_hash, settings)
     store = ClipStore(root / "teachers" / key, ContentHashes(root / "hashes.json"))
@@ -81,7 +86,10 @@ def run_teacher(
         return {"probs": probs, "valid": np.ones(len(probs), bool) if mask is None else np.asarray(mask, bool)}
 
     rows = corpus.manifest[["clip_id", "path"]].itertuples(index=False)
-    stored = store.map(rows, compute, check=_valid_entry, total=len(corpus.manifest), desc=f"{kind} teacher", progress=progress)
+    stored = store.map(
+        rows, predict if isinstance(predict, ClipTask) else compute, check=_valid_entry, total=len(corpus.manifest),
+        desc=f"{kind} teacher", progress=progress, pool=pool,
+    )
     segments = {c: e["probs"] for c, e in stored.arrays.items()}
     valid = {c: e["valid"].astype(bool) for c, e in stored.arrays.items()}
     run = CacheRun(stored.computed - stored.new_skips, stored.cached, stored.corrupt, stored.skipped, sum(not v.any() for v in valid.values()))

@@ -51,7 +51,7 @@ from tqdm.auto import tqdm
 
 from liser.audio import open_container
 from liser.constants import SYNTH_FACE_BOX, VIDEO_FPS
-from liser.storage import ContentHashes, default_cache_dir, write_atomic
+from liser.storage import ClipTask, ContentHashes, SkipClip, default_cache_dir, run_local, skip_or, write_atomic
 from liser.errors import TeacherError
 
 DETECTORS = ("opencv", "prealigned", "synthetic")  # other DeepFace backends work but need downloads
@@ -432,38 +432,71 @@ def _load_track(npz: Path) -> FaceTrack | None:
     return track
 
 
-def extract_corpus_faces(corpus, store: FaceStore, detector: str | None = None, progress: bool = True) -> dict[str, Any]:
+class _FaceCounts(ClipTask):
+    """Fill the face store for a batch of videos in a worker; return each clip's counts.
+
+    Face crops are the one per-clip result written by the workers themselves: at MSP-Face
+    scale they are tens of GB, so they go straight to the store (shared storage on a cluster,
+    each entry written atomically) instead of through the driver.
+    """
+
+    batch_size = 2
+
+    def __init__(self, store: "FaceStore", detector: str | None):
+        self.store, self.detector = store, detector
+
+    def __call__(self, paths: list[Path]) -> list:
+        out = []
+        try:
+            for path in paths:
+                start = time.perf_counter()
+                got = skip_or(self.store.fetch, path, self.detector)
+                if isinstance(got, SkipClip):
+                    out.append(got)
+                    continue
+                track, cached = got
+                out.append({"frames": len(track), "no_face": int((~track.found).sum()), "faces": track.n_faces, "cached": cached,
+                            "seconds": time.perf_counter() - start})
+        finally:
+            self.store.save_hashes()
+        return out
+
+
+def extract_corpus_faces(corpus, store: "FaceStore", detector: str | None = None, progress: bool = True, pool=None) -> dict[str, Any]:
     """Fill ``store`` with the faces of every video of ``corpus`` (a manifest Corpus).
 
     Returns counts: ``clips`` (usable), ``computed``, ``from_cache``, ``skipped`` (list of
     (path, reason)), ``frames``, ``frames_no_face``, ``clips_no_face`` (not one face), and
-    ``frames_per_s`` of the extraction actually done.
+    ``frames_per_s`` of the extraction actually done (per worker). ``pool``
+    (:class:`liser.workers.Pool`) spreads the videos over worker processes.
     """
     manifest = corpus.manifest
     column = "video_path" if "video_path" in manifest and manifest["video_path"].notna().any() else "path"
+    paths = [Path(p) for p in manifest[column].tolist()]
     counts: dict[str, Any] = dict(clips=0, computed=0, from_cache=0, skipped=[], frames=0, frames_no_face=0, clips_no_face=0)
     done_frames, busy = 0, 0.0
-    bar = tqdm(manifest[column].tolist(), desc=f"faces {getattr(corpus, 'name', '')}".strip(), unit="clip", disable=not progress)
+    task = _FaceCounts(store, detector)
+    results = pool.run(task, paths) if pool is not None else run_local(task, paths)
+    bar = tqdm(total=len(paths), desc=f"faces {getattr(corpus, 'name', '')}".strip(), unit="clip", disable=not progress)
     try:
-        for path in bar:
-            start = time.perf_counter()
-            try:
-                track, cached = store.fetch(path, detector)
-            except VideoError as err:
-                counts["skipped"].append((str(path), err.reason))
+        for i, got in results:
+            bar.update()
+            if isinstance(got, SkipClip):
+                counts["skipped"].append((i, str(paths[i]), got.reason))
                 continue
             counts["clips"] += 1
-            counts["from_cache" if cached else "computed"] += 1
-            counts["frames"] += len(track)
-            counts["frames_no_face"] += int((~track.found).sum())
-            counts["clips_no_face"] += int(track.n_faces == 0)
-            if not cached:
-                done_frames += len(track)
-                busy += time.perf_counter() - start
+            counts["from_cache" if got["cached"] else "computed"] += 1
+            counts["frames"] += got["frames"]
+            counts["frames_no_face"] += got["no_face"]
+            counts["clips_no_face"] += int(got["faces"] == 0)
+            if not got["cached"]:
+                done_frames += got["frames"]
+                busy += got["seconds"]
                 bar.set_postfix(frames_per_s=f"{done_frames / max(busy, 1e-9):.0f}")
     finally:
         store.save_hashes()
         bar.close()
+    counts["skipped"] = [(path, reason) for _, path, reason in sorted(counts["skipped"])]  # the corpus's order
     counts["frames_per_s"] = done_frames / busy if busy else None
     return counts
 

@@ -1,0 +1,111 @@
+"""The per-clip stages on 1 and 2 workers, batched against one clip at a time, and the MSP-Face projection.
+
+Generates a synthetic audio-visual corpus (--clips, 112 px video), fits a tiny-synth
+speech teacher for one fold (1 epoch: speed is measured, not quality), then times every
+stage from a cold cache, in this process (``--workers 1``) and on a local Ray with 2
+workers (``--workers 2``, one thread each):
+
+- decoding + log-Mel features, DeepFace face extraction (opencv), the speech teacher's
+  0.5 s segment outputs and the FER video teacher's 16-frame window outputs;
+- the speech teacher one clip at a time (the loop before batching) against batches of 8 clips;
+- Ray's fixed cost: a 20-clip features job on 2 workers against the same in this process.
+
+From the measured rates it projects the paper's MSP-Face subset (46.55 h, 5.0 M frames at
+30 fps, 5 fold speech teachers) on this machine, and per added worker at the measured
+2-worker efficiency.
+
+    python benchmarks/bench_workers.py [--clips 96]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from liser.corpora import load_corpus  # noqa: E402
+from liser.features import featurize  # noqa: E402
+from liser.folds import make_folds  # noqa: E402
+from liser.teachers.faces import FaceStore, extract_corpus_faces  # noqa: E402
+from liser.teachers.pipeline import cache_speech_outputs, cache_video_outputs  # noqa: E402
+from liser.teachers.speech import fit_speech_teachers, make_config  # noqa: E402
+from liser.workers import Pool  # noqa: E402
+
+MSP_SECONDS, MSP_FRAMES, MSP_FOLDS = 46.55 * 3600, 5.0e6, 5
+
+
+def timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clips", type=int, default=96, help="unlabeled clips per timed job")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="liser-bench-workers-"))
+    os.environ.setdefault("LISER_CACHE", str(work / "cache"))
+    from liser.synth import generate
+
+    generate(work / "synth", actors=5, unlabeled_clips=args.clips, progress=False)
+    labeled = load_corpus(f"ravdess:{work / 'synth' / 'ravdess'}")
+    unlabeled = load_corpus(f"avclips:{work / 'synth' / 'avclips'}")
+    n, seconds = len(unlabeled.manifest), float(unlabeled.manifest["duration"].sum())
+    frames = seconds * 30
+    fit_speech_teachers(labeled, make_folds(labeled.manifest["speaker"].unique(), 5), [0], make_config(backbone="tiny-synth", epochs=1, threads=1), work / "speech", progress=False)
+    one, two = Pool(workers=1), Pool(workers=2)
+    runs = iter(range(1000))
+
+    def fresh() -> Path:
+        return work / f"c{next(runs)}"
+
+    stages = {
+        "features (decode + log-Mel)": lambda pool: featurize(unlabeled, fresh(), progress=False, pool=pool),
+        "faces (DeepFace opencv)": lambda pool: extract_corpus_faces(unlabeled, FaceStore(fresh() / "faces", detector="opencv"), progress=False, pool=pool),
+        "speech teacher (tiny-synth)": lambda pool: cache_speech_outputs(unlabeled, work / "speech", work / "out", cache_dir=fresh(), progress=False, pool=pool, batch_size=8),
+        "video teacher (FER, 16-frame)": lambda pool: cache_video_outputs(unlabeled, "fer", work / "out", detector="synthetic", cache_dir=fresh(), progress=False, pool=pool),
+    }
+    print(f"{n} clips, {seconds:.0f} s of audio-visual data ({frames:.0f} frames), {os.cpu_count()} CPU cores; clips/s from a cold cache")
+    print(f"{'stage':32s} {'1 worker':>9s} {'2 workers':>10s} {'speedup':>8s}")
+    rates = {}
+    for name, job in stages.items():
+        t1, t2 = timed(lambda: job(one)), timed(lambda: job(two))
+        rates[name] = (t1, t2)
+        print(f"{name:32s} {n / t1:9.2f} {n / t2:10.2f} {t1 / t2:7.2f}x")
+
+    per_clip = timed(lambda: cache_speech_outputs(unlabeled, work / "speech", work / "out", cache_dir=fresh(), progress=False, batch_size=1))
+    batched = rates["speech teacher (tiny-synth)"][0]
+    print(f"speech teacher in this process: one clip at a time {n / per_clip:.2f} clips/s, batches of 8 clips {n / batched:.2f} clips/s ({per_clip / batched:.2f}x)")
+
+    small = load_corpus(f"avclips:{work / 'synth' / 'avclips'}")
+    from dataclasses import replace
+
+    small = replace(small, manifest=small.manifest.head(20))
+    t_local = timed(lambda: featurize(small, fresh(), progress=False, pool=one))
+    t_ray = timed(lambda: featurize(small, fresh(), progress=False, pool=two))
+    print(f"Ray's fixed cost, a 20-clip features job: {t_ray:.1f} s on 2 workers against {t_local:.1f} s in this process (+{t_ray - t_local:.1f} s)")
+
+    scale = {"features (decode + log-Mel)": MSP_SECONDS / seconds, "faces (DeepFace opencv)": MSP_FRAMES / frames,
+             "speech teacher (tiny-synth)": MSP_FOLDS * MSP_SECONDS / seconds, "video teacher (FER, 16-frame)": MSP_FRAMES / frames}
+    print("\nprojection for MSP-Face (46.55 h, 5.0 M frames, 5 fold speech teachers), hours on this machine:")
+    workers = (1, 2, 4, 8, 16)
+    print(f"{'stage':32s} " + " ".join(f"{w:>3d} w" for w in workers).replace(" w", "w"))
+    total = {w: 0.0 for w in workers}
+    for name, (t1, t2) in rates.items():
+        eff = min(1.0, (t1 / t2) / 2)  # the measured 2-worker efficiency, assumed to hold per added worker
+        row = []
+        for w in workers:
+            hours = t1 * scale[name] / 3600 / (1 if w == 1 else w * eff)
+            total[w] += hours
+            row.append(f"{hours:5.1f}")
+        print(f"{name:32s} " + " ".join(row))
+    print(f"{'all stages':32s} " + " ".join(f"{total[w]:5.1f}" for w in workers))
+
+
+if __name__ == "__main__":
+    main()
