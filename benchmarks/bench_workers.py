@@ -1,9 +1,11 @@
 """The per-clip stages on 1 and 2 workers, batched against one clip at a time, and the MSP-Face projection.
 
 Generates a synthetic audio-visual corpus (--clips, 112 px video), fits a tiny-synth
-speech teacher for one fold (1 epoch: speed is measured, not quality), then times every
-stage from a cold cache, in this process (``--workers 1``) and on a local Ray with 2
-workers (``--workers 2``, one thread each):
+speech teacher for one fold (1 epoch: speed is measured, not quality), starts one local Ray
+(its start is timed once), then times every stage from a cold cache three ways: in this
+process with all threads (``--workers 1``, what a small job gets), one Ray worker with one
+thread, and two Ray workers with one thread each (``--workers 2``). The scaling figure is
+2 workers against 1; actors are created (and load their model) inside each timed job:
 
 - decoding + log-Mel features, DeepFace face extraction (opencv), the speech teacher's
   0.5 s segment outputs and the FER video teacher's 16-frame window outputs;
@@ -58,7 +60,12 @@ def main() -> None:
     n, seconds = len(unlabeled.manifest), float(unlabeled.manifest["duration"].sum())
     frames = seconds * 30
     fit_speech_teachers(labeled, make_folds(labeled.manifest["speaker"].unique(), 5), [0], make_config(backbone="tiny-synth", epochs=1, threads=1), work / "speech", progress=False)
-    one, two = Pool(workers=1), Pool(workers=2)
+    import ray
+
+    start = time.perf_counter()
+    ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False, logging_level="warning")
+    ray_start = time.perf_counter() - start
+    here, one, two = Pool(workers=1), Pool(workers=1, address="local"), Pool(workers=2)
     runs = iter(range(1000))
 
     def fresh() -> Path:
@@ -71,12 +78,12 @@ def main() -> None:
         "video teacher (FER, 16-frame)": lambda pool: cache_video_outputs(unlabeled, "fer", work / "out", detector="synthetic", cache_dir=fresh(), progress=False, pool=pool),
     }
     print(f"{n} clips, {seconds:.0f} s of audio-visual data ({frames:.0f} frames), {os.cpu_count()} CPU cores; clips/s from a cold cache")
-    print(f"{'stage':32s} {'1 worker':>9s} {'2 workers':>10s} {'speedup':>8s}")
+    print(f"{'stage':32s} {'this process':>12s} {'1 Ray worker':>12s} {'2 Ray workers':>13s} {'2 vs 1':>7s}")
     rates = {}
     for name, job in stages.items():
-        t1, t2 = timed(lambda: job(one)), timed(lambda: job(two))
-        rates[name] = (t1, t2)
-        print(f"{name:32s} {n / t1:9.2f} {n / t2:10.2f} {t1 / t2:7.2f}x")
+        t0, t1, t2 = timed(lambda: job(here)), timed(lambda: job(one)), timed(lambda: job(two))
+        rates[name] = (t0, t1, t2)
+        print(f"{name:32s} {n / t0:12.2f} {n / t1:12.2f} {n / t2:13.2f} {t1 / t2:6.2f}x")
 
     per_clip = timed(lambda: cache_speech_outputs(unlabeled, work / "speech", work / "out", cache_dir=fresh(), progress=False, batch_size=1))
     batched = rates["speech teacher (tiny-synth)"][0]
@@ -86,25 +93,26 @@ def main() -> None:
     from dataclasses import replace
 
     small = replace(small, manifest=small.manifest.head(20))
-    t_local = timed(lambda: featurize(small, fresh(), progress=False, pool=one))
+    t_local = timed(lambda: featurize(small, fresh(), progress=False, pool=here))
     t_ray = timed(lambda: featurize(small, fresh(), progress=False, pool=two))
-    print(f"Ray's fixed cost, a 20-clip features job: {t_ray:.1f} s on 2 workers against {t_local:.1f} s in this process (+{t_ray - t_local:.1f} s)")
+    print(f"Ray's fixed cost: starting a local Ray {ray_start:.1f} s; then a 20-clip features job takes {t_ray:.1f} s on 2 workers "
+          f"against {t_local:.2f} s in this process (+{t_ray - t_local:.1f} s of actor start and scheduling)")
 
     scale = {"features (decode + log-Mel)": MSP_SECONDS / seconds, "faces (DeepFace opencv)": MSP_FRAMES / frames,
              "speech teacher (tiny-synth)": MSP_FOLDS * MSP_SECONDS / seconds, "video teacher (FER, 16-frame)": MSP_FRAMES / frames}
-    print("\nprojection for MSP-Face (46.55 h, 5.0 M frames, 5 fold speech teachers), hours on this machine:")
+    print("\nprojection for MSP-Face (46.55 h, 5.0 M frames, 5 fold speech teachers), hours; 'here' is this process,")
+    print("N w is N one-thread workers at the measured 1-worker rate and 2-worker efficiency (fixed costs left out):")
     workers = (1, 2, 4, 8, 16)
-    print(f"{'stage':32s} " + " ".join(f"{w:>3d} w" for w in workers).replace(" w", "w"))
-    total = {w: 0.0 for w in workers}
-    for name, (t1, t2) in rates.items():
+    print(f"{'stage':32s} {'here':>5s} " + " ".join(f"{w:>4d}w" for w in workers))
+    total = {w: 0.0 for w in ("here", *workers)}
+    for name, (t0, t1, t2) in rates.items():
         eff = min(1.0, (t1 / t2) / 2)  # the measured 2-worker efficiency, assumed to hold per added worker
-        row = []
-        for w in workers:
-            hours = t1 * scale[name] / 3600 / (1 if w == 1 else w * eff)
-            total[w] += hours
-            row.append(f"{hours:5.1f}")
-        print(f"{name:32s} " + " ".join(row))
-    print(f"{'all stages':32s} " + " ".join(f"{total[w]:5.1f}" for w in workers))
+        row = [t0 * scale[name] / 3600]
+        row += [t1 * scale[name] / 3600 / (1 if w == 1 else w * eff) for w in workers]
+        for key, hours in zip(("here", *workers), row):
+            total[key] += hours
+        print(f"{name:32s} " + " ".join(f"{h:5.1f}" for h in row))
+    print(f"{'all stages':32s} " + " ".join(f"{total[k]:5.1f}" for k in ("here", *workers)))
 
 
 if __name__ == "__main__":

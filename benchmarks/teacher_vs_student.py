@@ -43,7 +43,7 @@ from liser.corpora import load_corpus  # noqa: E402
 from liser.data import load_corpus_data  # noqa: E402
 from liser.evaluate import uar, war  # noqa: E402
 from liser.folds import make_folds  # noqa: E402
-from liser.teachers import speech  # noqa: E402
+from liser.teachers import tiny_synth  # noqa: E402
 from liser.teachers.speech import SpeechTeacher, fit_speech_teachers, make_config, predict_clips  # noqa: E402
 from liser.train import set_threads, train_fold  # noqa: E402
 
@@ -55,9 +55,9 @@ def seeded_folds(corpus, seed: int = 0):
     return make_folds(m["speaker"].unique(), 5, seed, strata)
 
 
-def recipe_with(overrides: list[str]) -> speech.TinySynthRecipe:
+def recipe_with(overrides: list[str]) -> tiny_synth.TinySynthRecipe:
     """The default tiny-synth recipe with KEY=VALUE overrides (tuples as comma-separated values)."""
-    recipe = speech.DEFAULT_TINY_SYNTH
+    recipe = tiny_synth.DEFAULT_TINY_SYNTH
     kinds = {f.name: type(getattr(recipe, f.name)) for f in fields(recipe)}
     changes = {}
     for item in overrides:
@@ -108,7 +108,7 @@ def main() -> None:
     corpus = load_corpus(spec)
     fold = seeded_folds(corpus)[args.fold]
 
-    speech.DEFAULT_TINY_SYNTH = recipe = recipe_with(args.recipe)  # what the "tiny-synth" keyword builds
+    tiny_synth.DEFAULT_TINY_SYNTH = recipe = recipe_with(args.recipe)  # what the "tiny-synth" keyword builds
     t0 = time.perf_counter()
     cfg = make_config(**{"backbone": args.backbone, "epochs": args.teacher_epochs, "threads": 1, **parse_overrides(args.overrides)})
     summary = fit_speech_teachers(corpus, [fold], [fold.index], cfg, work / "speech", progress=False)
@@ -118,7 +118,7 @@ def main() -> None:
     teacher = SpeechTeacher.load(work / "speech" / f"fold{fold.index}", threads=1)
     t_val, t_test = score_teacher(teacher, corpus, fold.val), score_teacher(teacher, corpus, fold.test)
     build = None
-    if args.backbone == speech.TINY_SYNTH:
+    if args.backbone == tiny_synth.TINY_SYNTH:
         build = json.loads((Path(entry_source(work, fold)) / "tiny_synth.json").read_text())
         print(f"tiny-synth backbone {recipe.key()}: built in {build['seconds']} s, final pretraining accuracy "
               f"{build['final_train_accuracy']:.3f}, prosody MSE {build['final_prosody_mse']:.3f}; changed: {args.recipe or 'none'}")

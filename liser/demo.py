@@ -52,7 +52,7 @@ class DemoSettings:
         """The speech backbone: ``tiny-synth``, or a shorter pretraining of it (its own cached folder)."""
         if self.backbone_steps is None:
             return "tiny-synth"
-        from liser.teachers.speech import TinySynthRecipe, tiny_synth_backbone
+        from liser.teachers.tiny_synth import TinySynthRecipe, tiny_synth_backbone
 
         return str(tiny_synth_backbone(TinySynthRecipe(steps=self.backbone_steps)))
 
@@ -136,7 +136,7 @@ def _video_teacher(synth: Path, s: DemoSettings, progress: bool, log) -> Path:
     few clips (README, "Teachers on the synthetic corpus"); a DFER fitted on the corpus's
     FERV39k stand-in is what a user would do with FERV39k itself.
     """
-    from liser.teachers.video import fit_small_dfer
+    from liser.teachers.small_dfer import fit_small_dfer, make_dfer_config
 
     path = synth / "video-teacher" / "small-dfer"
     marker = path.with_suffix(".json")
@@ -147,7 +147,8 @@ def _video_teacher(synth: Path, s: DemoSettings, progress: bool, log) -> Path:
         return path
     log(f"      fitting the small DFER video teacher on {s.face_videos} labeled face videos ({s.dfer_epochs} epochs)")
     path.parent.mkdir(parents=True, exist_ok=True)
-    record = fit_small_dfer(synth / "face-videos", path, s.dfer_epochs, detector="prealigned", windows_per_clip=6, progress=progress)
+    cfg = make_dfer_config(epochs=s.dfer_epochs, detector="prealigned", windows_per_clip=6)
+    record = fit_small_dfer(synth / "face-videos", path, cfg, progress=progress)
     log(f"      small DFER: val UAR {record['val_uar']:.3f} on held-out people")
     return path
 

@@ -89,6 +89,11 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     return write_atomic(path, lambda fh: fh.write(text.encode("utf-8")))
 
 
+def write_json(path: str | Path, payload: dict) -> Path:
+    """A JSON record (indented, for people to read), written atomically."""
+    return write_text_atomic(path, json.dumps(payload, indent=1))
+
+
 class SkipClip(Exception):
     """Raised by a per-clip computation for a data problem: the clip is skipped and counted, with ``reason``."""
 

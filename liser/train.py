@@ -35,7 +35,7 @@ EpochCallback = Callable[[int, int, dict], None]  # (fold, epoch, metrics)
 
 
 from liser.errors import TrainingDiverged  # noqa: E402  (re-exported)
-from liser.storage import write_atomic, write_text_atomic  # noqa: E402
+from liser.storage import write_atomic, write_json  # noqa: E402
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -258,10 +258,6 @@ def load_student(path: str | Path, device: str | torch.device = "cpu") -> tuple[
     return model.eval(), payload
 
 
-def _write_json(path: Path, data: dict) -> None:
-    write_text_atomic(path, json.dumps(data, indent=1))
-
-
 def train(
     cfg: TrainConfig,
     labeled: CorpusData,
@@ -316,7 +312,7 @@ def train(
         ckpt = save_checkpoint(out_dir / f"fold{k}" / "student.pt", result, cfg, labeled.corpus.classes)
         results["folds"].append({**result.as_dict(), "checkpoint": str(ckpt)})
         results["summary"] = summarize(results["folds"])
-        _write_json(results_path, results)
+        write_json(results_path, results)
         log(
             f"fold {k}: test UAR {result.test.uar:.3f}  WAR {result.test.war:.3f}  "
             f"(val UAR {result.val.uar:.3f}, best epoch {result.best_epoch}, {result.seconds:.0f} s)"
@@ -324,7 +320,7 @@ def train(
         if line := dropped_line(result.counts):
             log(f"fold {k}: {line} (see {results_path})")
     results["summary"] = summarize(results["folds"])
-    _write_json(results_path, results)
+    write_json(results_path, results)
     s = results["summary"]
     log(
         f"{cfg.name} over {s['n_folds']} fold(s): test UAR {s['test_uar_mean']:.3f} ± {s['test_uar_std']:.3f}  "

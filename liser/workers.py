@@ -78,7 +78,10 @@ class Pool:
         if self.address:
             check_ray_address(self.address)
             join_with_token()
-        started = init_ray(self.address, None)
+        if init_ray(self.address, None):  # once per process: the next stage (the next fold's teacher) reuses it
+            import atexit
+
+            atexit.register(ray.shutdown)
         if n_workers < 0:
             n_workers = max(1, int(ray.cluster_resources().get("CPU", 1) // self.cpus_per_worker))
         actor = ray.remote(_Worker).options(num_cpus=self.cpus_per_worker, num_gpus=self.gpus_per_worker)
@@ -104,8 +107,6 @@ class Pool:
         finally:
             for worker in actors:
                 ray.kill(worker)
-            if started:
-                ray.shutdown()
 
 
 class _Worker:
@@ -115,7 +116,13 @@ class _Worker:
         import torch
 
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        torch.set_num_threads(threads)
+        torch.set_num_threads(threads)  # a worker's share of the cores: N workers on N cores, not N x N threads
+        try:
+            import cv2
+
+            cv2.setNumThreads(threads)  # face detection and video decoding thread on their own otherwise
+        except ImportError:  # pragma: no cover
+            pass
         self.task = task
 
     def run(self, paths: list[str]) -> list:

@@ -103,16 +103,32 @@ def test_pool_settings_are_checked_and_described():
 
 @pytest.mark.ray
 def test_two_local_workers_give_the_one_process_outputs(synth_root, speech_run, tmp_path):
-    """Speech and video teachers on a local Ray with 2 workers: the files of a one-process run."""
+    """Speech and video teachers, eGeMAPS LLDs and NSL upstream embeddings on a local Ray with 2
+    workers: the files and arrays of a one-process run."""
+    import ray
+
+    from liser.targets import ClipOutputs
+    from liser.teachers.prosodic import lld_features
+    from liser.teachers.upstream import embed_corpus
+
     unlabeled = load_corpus(f"avclips:{synth_root / 'avclips'}")
-    outs = {}
+    outs, llds, embedded = {}, {}, {}
     for name, pool in (("one", None), ("two", Pool(workers=2))):
-        runs = cache_speech_outputs(unlabeled, speech_run, tmp_path / name, cache_dir=tmp_path / f"cache-{name}", progress=False, pool=pool, batch_size=3)
-        _, video = cache_video_outputs(unlabeled, "fer", tmp_path / name, detector="synthetic", cache_dir=tmp_path / f"cache-{name}", progress=False, pool=pool)
+        cache = tmp_path / f"cache-{name}"
+        runs = cache_speech_outputs(unlabeled, speech_run, tmp_path / name, cache_dir=cache, progress=False, pool=pool, batch_size=3)
+        _, video = cache_video_outputs(unlabeled, "fer", tmp_path / name, detector="synthetic", cache_dir=cache, progress=False, pool=pool)
         assert runs[0].computed == 10 and video.computed == 10
         outs[name] = [TeacherOutputs.load(tmp_path / name / f) for f in ("speech-fold0.npz", "video.npz")]
+        llds[name], lrun = lld_features(unlabeled, cache, False, pool)
+        _, erun = embed_corpus(speech_run / "fold0", unlabeled, tmp_path / name / "upstream.npz", cache_dir=cache, progress=False, pool=pool)
+        assert lrun.computed == erun.computed == 10 and len(llds[name]) == 10
+        embedded[name] = ClipOutputs.load(tmp_path / name / "upstream.npz")
+    ray.shutdown()  # the pool keeps its Ray for the process's next stage; this test's neighbours start their own
     for one, two in zip(outs["one"], outs["two"]):
         _same(one, two)
+    assert list(llds["one"]) == list(llds["two"]) and all(np.array_equal(llds["one"][c], llds["two"][c]) for c in llds["one"])
+    assert list(embedded["one"].clip_ids) == list(embedded["two"].clip_ids)
+    np.testing.assert_allclose(embedded["one"].embeddings, embedded["two"].embeddings, atol=1e-5)
 
 
 def _cli(*args):

@@ -84,15 +84,17 @@ def teacher_video_faces(unlabeled, detector, cache_dir, workers, gpus_per_worker
 @teacher_video.command("fit")
 @click.option("--videos", required=True, type=click.Path(path_type=Path), help="labeled face videos: a folder with videos/ and labels.csv")
 @click.option("--out", "out_path", required=True, type=click.Path(path_type=Path), help="checkpoint path (writes .pt and .json)")
-@click.option("--epochs", default=15, show_default=True)
+@click.option("--epochs", type=int, help="at most this many epochs (default 15)")
 @click.option("--detector", default="prealigned", show_default=True, help="prealigned for synthetic faces, opencv for real videos")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a setting, e.g. --set lr=1e-3 (see SmallDFERConfig)")
 @quiet_option
-def teacher_video_fit(videos, out_path, epochs, detector, quiet) -> None:
+def teacher_video_fit(videos, out_path, epochs, detector, overrides, quiet) -> None:
     """Train the small DFER network on labeled face videos (a stand-in for FERV39k)."""
-    from liser.teachers.video import fit_small_dfer
+    from liser.teachers.small_dfer import fit_small_dfer, make_dfer_config
 
     try:
-        record = fit_small_dfer(videos, out_path, epochs, detector=detector, progress=not quiet)
+        cfg = make_dfer_config(**teacher_fields(overrides, epochs, detector=detector))
+        record = fit_small_dfer(videos, out_path, cfg, progress=not quiet)
     except (ValueError, FileNotFoundError) as exc:
         fail(exc)
     click.echo(f"small DFER: val UAR {record.get('val_uar', float('nan')):.3f}  WAR {record.get('val_war', float('nan')):.3f} -> {out_path}")
@@ -105,7 +107,7 @@ def teacher_video_fit(videos, out_path, epochs, detector, quiet) -> None:
 def teacher_video_import(table, unlabeled, out_dir) -> None:
     """Import an external DFER's outputs (e.g. S2D): CSV/Parquet of clip_id, start_frame, 7 probabilities."""
     from liser.corpora import load_corpus
-    from liser.teachers.video import import_dfer_outputs
+    from liser.teachers.dfer_import import import_dfer_outputs
 
     try:
         clip_ids = load_corpus(unlabeled).manifest["clip_id"] if unlabeled else None

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import click
 
-from liser.cli.options import cache_dir_option, device_option, fail, quiet_option, teacher_fields, teacher_fit_options, teacher_folds
+from liser.cli.options import (
+    cache_dir_option, device_option, fail, make_pool, pool_options, quiet_option, teacher_fields, teacher_fit_options, teacher_folds,
+)
 
 
 def _fit_clip_teachers(kind: str, labeled: str, folds_text: str, fold_file, seed: int, fields: dict, out_dir: Path, device: str, quiet: bool, **kw) -> None:
@@ -43,9 +45,13 @@ def teacher_prosodic() -> None:
 @teacher_prosodic.command("fit")
 @teacher_fit_options
 @cache_dir_option("cache root for the LLDs (default $LISER_CACHE or ~/.cache/liser)")
-def teacher_prosodic_fit(labeled, folds_text, fold_file, epochs, overrides, out_dir, device, seed, quiet, cache_dir) -> None:
+@pool_options
+def teacher_prosodic_fit(labeled, folds_text, fold_file, epochs, overrides, out_dir, device, seed, quiet, cache_dir, workers, gpus_per_worker, address) -> None:
     """Fit one prosodic teacher per fold (its training speakers only) and write prosodic-foldK.npz."""
-    _fit_clip_teachers("prosodic", labeled, folds_text, fold_file, seed, teacher_fields(overrides, epochs), out_dir, device, quiet, cache_dir=cache_dir)
+    pool = make_pool(workers, gpus_per_worker, address)
+    _fit_clip_teachers(
+        "prosodic", labeled, folds_text, fold_file, seed, teacher_fields(overrides, epochs), out_dir, device, quiet, cache_dir=cache_dir, pool=pool
+    )
 
 
 @click.group("linguistic")
@@ -71,8 +77,9 @@ def teacher_linguistic_fit(labeled, folds_text, fold_file, epochs, overrides, ou
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="teacher folder: upstream.npz goes here")
 @cache_dir_option("cache root (default $LISER_CACHE or ~/.cache/liser)")
 @device_option()
+@pool_options
 @quiet_option
-def teacher_upstream(source, target, teacher_dir, backbone, epochs, overrides, out_dir, cache_dir, device, quiet) -> None:
+def teacher_upstream(source, target, teacher_dir, backbone, epochs, overrides, out_dir, cache_dir, device, workers, gpus_per_worker, address, quiet) -> None:
     """NSL's upstream model: fit a speech teacher on a source corpus, then embed every target clip.
 
     \b
@@ -96,7 +103,8 @@ def teacher_upstream(source, target, teacher_dir, backbone, epochs, overrides, o
             teacher_dir = out_dir / "upstream-teacher"
             record = fit_upstream(src, make_config(**teacher_fields(overrides, epochs, backbone=backbone)), teacher_dir, device=dev, progress=not quiet, log=click.echo)
             click.echo(f"upstream model ({src.name}, {len(record['train_speakers'])} speakers): val UAR {record['val_uar']:.3f}")
-        outputs, run = embed_corpus(teacher_dir, tgt, out_dir / "upstream.npz", cache_dir=cache_dir, device=dev, progress=not quiet)
+        pool = make_pool(workers, gpus_per_worker, address)
+        outputs, run = embed_corpus(teacher_dir, tgt, out_dir / "upstream.npz", cache_dir=cache_dir, device=dev, progress=not quiet, pool=pool)
     except (TeacherError, ValueError, FileNotFoundError) as exc:
         fail(exc)
     click.echo(

@@ -91,7 +91,7 @@ CODEC_NAMES = {"libx264": "H.264", "mpeg4": "MPEG-4 Part 2"}
 AUDIO_CODEC = "aac"  # FFmpeg's native AAC encoder
 
 
-def _rng(seed: int, *keys: object) -> np.random.Generator:
+def named_rng(seed: int, *keys: object) -> np.random.Generator:
     """An independent random stream for one named item (stable across runs and workers)."""
     return np.random.default_rng([seed, *(zlib.crc32(str(k).encode()) for k in keys)])
 
@@ -117,7 +117,7 @@ def ravdess_codes() -> list[tuple[int, int, int, int]]:
 
 def actor_speaker(seed: int, actor: int) -> speech.Speaker:
     """The voice of RAVDESS actor ``actor``: odd actors are male, even are female."""
-    return speech.draw_speaker(_rng(seed, "actor", actor), female=actor % 2 == 0)
+    return speech.draw_speaker(named_rng(seed, "actor", actor), female=actor % 2 == 0)
 
 
 def _write_wav(path: Path, wave: np.ndarray, sr: int) -> None:
@@ -141,7 +141,7 @@ def _write_actor(out_dir: Path, actor: int, seed: int, sr: int) -> int:
     codes = ravdess_codes()
     for e, i, s, r in codes:
         name = ravdess_name(e, i, s, r, actor)
-        wave = speech.acted_clip(voice, RAVDESS_EMOTIONS[e - 1], i == 2, s, _rng(seed, "ravdess", name), sr)
+        wave = speech.acted_clip(voice, RAVDESS_EMOTIONS[e - 1], i == 2, s, named_rng(seed, "ravdess", name), sr)
         _write_wav(folder / name, wave, sr)
     return len(codes)
 
@@ -199,12 +199,12 @@ def _write_cremad_actor(out_dir: Path, actor: int, seed: int, sr: int) -> int:
     """One CREMA-D-style actor: every emotion on each sentence, level unspecified (XX)."""
     folder = out_dir / "AudioWAV"
     folder.mkdir(parents=True, exist_ok=True)
-    voice = speech.draw_speaker(_rng(seed, "cremad-actor", actor), female=actor % 2 == 0)
+    voice = speech.draw_speaker(named_rng(seed, "cremad-actor", actor), female=actor % 2 == 0)
     n = 0
     for i, sentence in enumerate(CREMAD_SENTENCES):
         for code, emotion in zip(CREMAD_CODES, CREMAD_EMOTIONS):
             name = f"{actor}_{sentence}_{code}_XX.wav"
-            _write_wav(folder / name, speech.acted_clip(voice, emotion, False, 1 + i % 2, _rng(seed, "cremad", name), sr), sr)
+            _write_wav(folder / name, speech.acted_clip(voice, emotion, False, 1 + i % 2, named_rng(seed, "cremad", name), sr), sr)
             n += 1
     return n
 
@@ -231,7 +231,7 @@ class AvClipPlan:
 
 def plan_avclips(n: int, seed: int) -> list[AvClipPlan]:
     """Group ``n`` clips into source videos of 2-8 segments each and draw their hidden truth."""
-    rng = _rng(seed, "avclip-plan")
+    rng = named_rng(seed, "avclip-plan")
     emotions, prior = list(AVCLIP_EMOTION_PRIOR), np.array(list(AVCLIP_EMOTION_PRIOR.values()))
     hidden = set(rng.choice(n, min(n, max(1, round(NO_FACE_SHARE * n))), replace=False).tolist()) if n else set()
     plans: list[AvClipPlan] = []
@@ -259,7 +259,7 @@ def plan_avclips(n: int, seed: int) -> list[AvClipPlan]:
 
 def video_person(seed: int, source_video: str) -> tuple[speech.Speaker, face.FaceStyle]:
     """The speaker of a source video: voice and look (55 % male, as in the paper's MSP-Face)."""
-    rng = _rng(seed, "video", source_video)
+    rng = named_rng(seed, "video", source_video)
     return speech.draw_speaker(rng, female=bool(rng.random() < 0.45)), face.draw_face_style(rng)
 
 
@@ -301,7 +301,7 @@ def _write_avclip(
     out_dir: Path, plan: AvClipPlan, seed: int, sr: int, size: int, style: speech.ConversationStyle = speech.CONVERSATION
 ) -> dict[str, Any]:
     """Render one talking-face video; return its truth row and per-segment activity."""
-    rng = _rng(seed, "avclip", plan.clip_id)
+    rng = named_rng(seed, "avclip", plan.clip_id)
     voice, look = video_person(seed, plan.source_video)
     n_samples = round(plan.n_frames / VIDEO_FPS * sr)
     talk = speech.conversational_clip(voice, plan.emotion, n_samples, rng, sr, style)
@@ -356,14 +356,14 @@ def oracle_teachers(rows: list[dict[str, Any]], seed: int, speech_classes: tuple
     sp_probs, vid_probs, vid_valid = {}, {}, {}
     for row in rows:
         cid = row["clip_id"]
-        rng = _rng(seed, "oracle-speech", cid)
+        rng = named_rng(seed, "oracle-speech", cid)
         emotion = row["emotion"] if row["emotion"] in speech_classes else CREMAD_FOLD_IN[row["emotion"]]
         confused = SPEECH_CONFUSION[row["emotion"]]
         confused = confused if confused in speech_classes else CREMAD_FOLD_IN[confused]
         truth, conf = speech_classes.index(emotion), speech_classes.index(confused)
         strength = _clip_strength(rng) * (0.55 + 0.45 * row["_speech_activity"])  # silence says little
         sp_probs[cid] = _oracle_probs(rng, truth, conf, len(speech_classes), strength)
-        rng = _rng(seed, "oracle-video", cid)
+        rng = named_rng(seed, "oracle-video", cid)
         truth, conf = FERV39K_CLASSES.index(row["ferv_class"]), FERV39K_CLASSES.index(VIDEO_CONFUSION[row["ferv_class"]])
         strength = _clip_strength(rng) * (0.5 + 0.6 * row["expression_intensity"]) * np.ones(len(row["_face_fraction"]))
         probs = _oracle_probs(rng, truth, conf, len(FERV39K_CLASSES), strength)

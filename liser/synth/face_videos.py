@@ -3,7 +3,7 @@
 The paper's video teacher (S2D) was trained on FERV39k, short 30 fps clips each labeled
 with one of angry, disgust, fear, happy, neutral, sad, surprise. This module draws such
 clips with :func:`liser.synth.face.render_clip` so the small DFER teacher
-(:func:`liser.teachers.video.fit_small_dfer`) can be trained and tested offline.
+(:func:`liser.teachers.small_dfer.fit_small_dfer`) can be trained and tested offline.
 
 Layout under ``out_dir``::
 
@@ -20,7 +20,7 @@ is a few pixels wide at 64 px and a small CNN barely learns it.)
 People are drawn from their own random streams, so none is a speaker of the synthetic
 MSP-Face set. Each person shows two different classes: with more, a clip-level split
 lets a model guess a held-out clip's class from the person's *other* training clips,
-which are by construction of other classes; :func:`liser.teachers.video.fit_small_dfer`
+which are by construction of other classes; :func:`liser.teachers.small_dfer.fit_small_dfer`
 therefore holds out whole people (``person`` column).
 """
 
@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 
 from liser.constants import FERV39K_CLASSES, VIDEO_FPS
 from liser.synth import face
-from liser.synth.corpus import VIDEO_CODEC, _rng
+from liser.synth.corpus import VIDEO_CODEC, named_rng
 from liser.constants import SYNTH_FACE_BOX
 from liser.errors import DataError
 
@@ -68,18 +68,18 @@ def generate_face_videos(
     out = Path(out_dir)
     videos = out / "videos"
     videos.mkdir(parents=True, exist_ok=True)
-    rng = _rng(seed, "face-videos-plan")
+    rng = named_rng(seed, "face-videos-plan")
     n_people = max(1, -(-n_clips // CLIPS_PER_PERSON))
     # Slot j shows class j mod 7 and person j // CLIPS_PER_PERSON, so one person's clips
     # show consecutive, different classes; clips take the slots in random order.
     slot = rng.permutation(n_clips)
     labels = slot % len(FERV39K_CLASSES)
     people = slot // CLIPS_PER_PERSON
-    styles = {p: _zoomed(face.draw_face_style(_rng(seed, "face-videos-person", p))) for p in range(n_people)}
+    styles = {p: _zoomed(face.draw_face_style(named_rng(seed, "face-videos-person", p))) for p in range(n_people)}
     rows = []
     for i in tqdm(range(n_clips), desc="face videos", unit="clip", disable=not progress):
         clip_id = f"fv_{i:04d}"
-        clip_rng = _rng(seed, "face-videos-clip", clip_id)
+        clip_rng = named_rng(seed, "face-videos-clip", clip_id)
         n_frames = int(round(clip_rng.uniform(*seconds) * VIDEO_FPS))
         strength = float(clip_rng.uniform(*intensity))
         label = FERV39K_CLASSES[int(labels[i])]

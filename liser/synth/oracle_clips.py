@@ -22,7 +22,7 @@ DIMS = {"prosodic": 32, "linguistic": 24, "upstream": 16}
 STRENGTH = {"prosodic": 2.0, "linguistic": 3.0, "upstream": 2.5}
 
 
-def _rng(seed: int, kind: str, clip_id: str) -> np.random.Generator:
+def named_rng(seed: int, kind: str, clip_id: str) -> np.random.Generator:
     return np.random.default_rng([seed, int(hashlib.sha1(f"{kind}/{clip_id}".encode()).hexdigest()[:12], 16)])
 
 
@@ -32,7 +32,7 @@ def oracle_clip_outputs(corpus: Corpus, kind: str, seed: int = 0) -> ClipOutputs
     protos = np.random.default_rng([seed, 17, len(kind)]).standard_normal((k, d))
     rows = {}
     for clip_id, label in zip(corpus.manifest["clip_id"], corpus.manifest["label_index"]):
-        rng = _rng(seed, kind, clip_id)
+        rng = named_rng(seed, kind, clip_id)
         sure = STRENGTH[kind] * (rng.uniform(0.8, 1.6) if rng.random() < 0.75 else rng.uniform(0.0, 0.4))
         logits = rng.normal(0, 1.0, k)
         logits[int(label)] += 2 * sure

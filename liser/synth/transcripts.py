@@ -79,7 +79,7 @@ class Transcript:
     cue: str | None  # the emotion whose words it carries, None for "none"
 
 
-def _rng(seed: int, clip_id: str) -> np.random.Generator:
+def named_rng(seed: int, clip_id: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(b"transcript"), zlib.crc32(str(clip_id).encode())])
 
 
@@ -91,7 +91,7 @@ def draw_transcript(emotion: str, clip_id: str, seed: int = 0) -> Transcript:
     """
     if emotion not in EMOTION_WORDS:
         raise DataError(f"no transcript words for emotion {emotion!r}; known: {', '.join(EMOTION_WORDS)}")
-    rng = _rng(seed, clip_id)
+    rng = named_rng(seed, clip_id)
     kind = KINDS[int(rng.choice(3, p=[OWN_SHARE, OTHER_SHARE, NONE_SHARE]))]
 
     def pick(words):

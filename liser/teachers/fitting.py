@@ -1,28 +1,33 @@
-"""What every per-fold teacher fit shares: the fold checks, the 80/20 split, threads, the summary file.
+"""The one fit driver every teacher goes through: fold checks, leakage guard, 80/20 split,
+best-epoch loop, skip-if-up-to-date, the summary file and progress.
 
 The speech, prosodic and linguistic teachers are each fitted once per fold on that fold's
-training speakers only. They check the folds the same way before any work, split the
-training clips the same way (section 3.2's 80/20), and keep one summary file per teacher
-folder, merged across runs, that ``liser teacher ... fit`` prints and the README quotes.
+training speakers only (section 3.2). A teacher module supplies only what is its own, as a
+:class:`FoldTeacher`: whether a fold's files are up to date, and how to fit one fold (its
+model, its training step and its validation score, run through :func:`best_epoch_loop`).
+:func:`fit_folds` does the rest, the same way for every teacher: all fold and leakage checks
+before any work, a check of the clips each fit actually used, one log line per fold, and one
+summary file per teacher folder, merged across runs, that ``liser teacher ... fit`` prints.
+The small DFER (fitted once, on a labeled video corpus) shares the split and the loop.
 Kept free of heavy imports (transformers, peft) so every teacher module can use it.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Protocol, Sequence
 
 import numpy as np
 import torch
 
 import liser
+from liser.errors import TeacherError
 from liser.folds import Fold
-
-
-from liser.errors import TeacherError  # noqa: E402  (re-exported)
-from liser.storage import write_text_atomic  # noqa: E402
+from liser.storage import write_text_atomic
 
 
 def not_cached_message(what: str, backbone: str, err: Exception, offline: str) -> str:
@@ -103,3 +108,153 @@ def write_summary(path: Path, kind: str, corpus, entries: dict[int, dict], **hea
     }
     write_text_atomic(path, json.dumps(summary, indent=1))
     return summary
+
+
+def training_clips(corpus, train_speakers: Sequence[str], forbidden_speakers: Sequence[str], what: str, usable=None):
+    """(the training speakers, sorted; the manifest rows of their clips) after the leakage checks.
+
+    ``usable`` (a boolean mask over the manifest) drops clips the teacher cannot read, e.g.
+    clips without a transcript. Refuses speakers that are forbidden (the fold's validation and
+    test speakers) or unknown, and checks the selection itself once more.
+    """
+    if not corpus.labeled:
+        raise TeacherError(f"corpus {corpus.name} at {corpus.root} is unlabeled; a {what} is fitted on labeled clips")
+    train = tuple(sorted(set(map(str, train_speakers))))
+    forbidden = set(map(str, forbidden_speakers))
+    leaked = sorted(set(train) & forbidden)
+    if leaked:
+        raise TeacherError(f"leakage: speakers {leaked} are in this fold's validation or test part and may not train its teacher")
+    speakers = corpus.manifest["speaker"].astype(str)
+    unknown = sorted(set(train) - set(speakers))
+    if unknown:
+        raise TeacherError(f"speakers {unknown[:5]} are not in corpus {corpus.name} at {corpus.root}")
+    chosen = speakers.isin(train) if usable is None else speakers.isin(train) & np.asarray(usable, bool)
+    table = corpus.manifest[chosen.to_numpy()].reset_index(drop=True)
+    if not set(table["speaker"].astype(str)) <= set(train) or set(table["speaker"].astype(str)) & forbidden:
+        raise TeacherError("leakage: a clip outside the training speakers was selected")  # guards the selection above
+    return train, table
+
+
+@dataclass
+class BestEpoch:
+    """What :func:`best_epoch_loop` kept: the history of every epoch run and the best one."""
+
+    history: list[dict]
+    epoch: int
+    score: tuple[float, ...]
+    state: object
+    seconds: float = 0.0
+    stopped_early: bool = field(default=False)
+
+    @property
+    def row(self) -> dict:
+        """The history row of the kept epoch."""
+        return self.history[self.epoch - 1]
+
+
+def best_epoch_loop(
+    epochs: int,
+    train_epoch: Callable[[int], dict],
+    validate: Callable[[], tuple[tuple[float, ...], dict]],
+    snapshot: Callable[[], object],
+    *,
+    patience: int = 0,
+    bar=None,
+    tick: bool = False,
+    timed: bool = True,
+) -> BestEpoch:
+    """Train up to ``epochs`` epochs and keep the one with the best validation score (section 3.2).
+
+    ``train_epoch(epoch)`` runs one epoch and returns its history fields (its mean loss first);
+    ``validate()`` returns (score, more history fields), scores comparing as tuples, e.g.
+    (UAR, WAR), ties keeping the earlier epoch; ``snapshot()`` copies the state to keep.
+    ``patience`` stops after that many epochs without a better score (0: never). ``bar`` (a
+    tqdm) gets the loss and score after each epoch, and one tick per epoch with ``tick``.
+    """
+    history: list[dict] = []
+    best: tuple[float, ...] | None = None
+    state, best_epoch, stale, stopped = None, 0, 0, False
+    started = time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        t0 = time.perf_counter()
+        row = {"epoch": epoch, **train_epoch(epoch)}
+        score, fields = validate()
+        row.update(fields)
+        if timed:
+            row["seconds"] = round(time.perf_counter() - t0, 2)
+        history.append(row)
+        if bar is not None:
+            loss = next((v for k, v in row.items() if k != "epoch"), float("nan"))
+            bar.set_postfix(epoch=epoch, loss=f"{loss:.3f}", val_uar=f"{score[0]:.3f}")
+            if tick:
+                bar.update(1)
+        if best is None or score > best:
+            best, best_epoch, stale, state = score, epoch, 0, snapshot()
+        else:
+            stale += 1
+            if patience and stale >= patience:
+                stopped = epoch < epochs
+                break
+    if bar is not None:
+        bar.close()
+    if best is None:
+        raise TeacherError("a teacher fit needs at least one epoch")
+    return BestEpoch(history, best_epoch, best, state, round(time.perf_counter() - started, 2), stopped)
+
+
+class FoldTeacher(Protocol):
+    """What a per-fold teacher supplies to :func:`fit_folds`; everything else is shared.
+
+    ``fit`` returns the fold's record: at least ``train_speakers``, ``fit_clips``,
+    ``val_clips``, ``best_epoch``, ``val_uar``, ``val_war`` (and ``fit_seconds``).
+    """
+
+    kind: str  # "speech", "prosodic", "linguistic": the summary's kind and the log lines' name
+    summary_file: str  # the summary's name in the output folder
+    identity: dict  # what a summary's header must hold for its fold entries to be kept
+    header: dict  # the summary's other header fields
+
+    def up_to_date(self, k: int, fold: Fold, train: list[str]) -> dict | None:
+        """The fold's record when its files exist and were made with these settings, else None."""
+
+    def fit(self, k: int, fold: Fold, train: list[str], held_out: list[str]) -> dict:
+        """Fit fold ``k``'s teacher on ``train`` (never on ``held_out``), save it, return its record."""
+
+    def entry(self, k: int, record: dict) -> dict:
+        """The teacher's own fields of the fold's summary line."""
+
+
+def fit_folds(
+    teacher: FoldTeacher, corpus, folds: Sequence[Fold], fold_indices: Sequence[int] | None, out_dir: str | Path, *, log=print
+) -> dict:
+    """One teacher per fold, each fitted on ``fold.train`` only; writes and returns the summary.
+
+    Every fold is checked before any fitting; a fold whose files are up to date is skipped;
+    the clips each fit used are checked against the fold's held-out speakers.
+
+    Raises:
+        TeacherError: a fold index that does not exist, a fold whose training speakers overlap
+            its validation or test speakers, or a fit that used a held-out speaker's clip.
+    """
+    by_index, wanted = check_folds(folds, fold_indices)
+    summary_path = Path(out_dir) / teacher.summary_file
+    entries = read_entries(summary_path, {"manifest_hash": corpus.manifest_hash(), **teacher.identity})
+    speaker_of = dict(zip(corpus.manifest["clip_id"].astype(str), corpus.manifest["speaker"].astype(str)))
+    for k in wanted:
+        fold = by_index[k]
+        held_out = sorted(set(map(str, fold.val)) | set(map(str, fold.test)))
+        train = sorted(set(map(str, fold.train)))
+        record = teacher.up_to_date(k, fold, train)
+        if record is not None:
+            log(f"{teacher.kind} teacher fold {k}: up to date in {Path(out_dir)} (val UAR {record['val_uar']:.3f}), skipped")
+        else:
+            record = teacher.fit(k, fold, train, held_out)
+            used = {speaker_of[str(c)] for c in [*record["fit_clips"], *record["val_clips"]]}
+            if used & set(held_out) or not used <= set(train):  # belt and braces: what was actually used
+                raise TeacherError(f"leakage: fold {k}'s {teacher.kind} teacher used clips of speakers {sorted(used - set(train))}")
+            log(
+                f"{teacher.kind} teacher fold {k}: val UAR {record['val_uar']:.3f}, WAR {record['val_war']:.3f} "
+                f"(epoch {record['best_epoch']}, {record.get('fit_seconds', 0):.0f} s)"
+            )
+        entries[k] = fold_entry(k, fold, record, **teacher.entry(k, record))
+    return write_summary(summary_path, teacher.kind, corpus, entries, **teacher.identity, **teacher.header)

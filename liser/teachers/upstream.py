@@ -20,10 +20,11 @@ import torch
 import liser
 from liser.audio import load_audio
 from liser.corpora.manifest import Corpus
-from liser.storage import ClipStore, ContentHashes, StoreRun, default_cache_dir
+from liser.storage import ClipStore, ClipTask, ContentHashes, StoreRun, default_cache_dir, skip_or
 from liser.teachers.cache import teacher_key
 from liser.targets import ClipOutputs
-from liser.teachers.speech import SpeechTeacher, TeacherError, _normalize, torch_threads
+from liser.teachers.speech import SpeechTeacher, TeacherError, torch_threads
+from liser.teachers.waves import normalize_wave
 
 
 def _base_model(model: torch.nn.Module) -> torch.nn.Module:
@@ -77,7 +78,7 @@ def clip_embedding(teacher: SpeechTeacher, waves: Sequence[np.ndarray]) -> tuple
     try:
         with torch.no_grad(), torch_threads(teacher.threads):
             for wave in checked:
-                x = torch.from_numpy(_normalize(wave) if teacher.normalize else wave)[None].to(teacher.device)
+                x = torch.from_numpy(normalize_wave(wave) if teacher.normalize else wave)[None].to(teacher.device)
                 out = model(input_values=x).logits
                 embeddings.append(projected.pop().mean(dim=1)[0].float().cpu().numpy())  # [1, T, D] -> [D]
                 logits.append(out[0].float().cpu().numpy())
@@ -89,6 +90,31 @@ def clip_embedding(teacher: SpeechTeacher, waves: Sequence[np.ndarray]) -> tuple
     return np.stack(embeddings), np.stack(logits)
 
 
+class UpstreamEmbeddings(ClipTask):
+    """The upstream teacher's embedding and logits of a batch of clips; each worker loads the teacher once."""
+
+    batch_size = 8
+
+    def __init__(self, teacher_dir: str | Path, device: str = "cpu") -> None:
+        self.teacher_dir, self.device, self._teacher = Path(teacher_dir), device, None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_teacher": None}
+
+    def embed(self, path: Path) -> dict[str, np.ndarray]:
+        emb, logits = clip_embedding(self._teacher, [load_audio(path)])
+        return {"embedding": emb[0], "logits": logits[0]}
+
+    def __call__(self, paths: list[Path]) -> list:
+        if self._teacher is None:
+            self._teacher = SpeechTeacher.load(self.teacher_dir, self.device)
+        return [skip_or(self.embed, p) for p in paths]
+
+
+def _valid_embedding(entry: dict[str, np.ndarray]) -> bool:
+    return "embedding" in entry and "logits" in entry and bool(np.all(np.isfinite(entry["embedding"])))
+
+
 def embed_corpus(
     teacher_dir: str | Path,
     target: Corpus,
@@ -97,12 +123,14 @@ def embed_corpus(
     cache_dir: str | Path | None = None,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    pool=None,
 ) -> tuple[ClipOutputs, StoreRun]:
     """Embed every clip of the ``target`` corpus with the upstream teacher at ``teacher_dir``.
 
     Each clip runs once: entries are cached by clip content and teacher checkpoint, so a
     second call (or another fold, trial or study) does no teacher work. Writes
-    ``out_file`` (kind ``upstream``) and returns it with what the pass computed.
+    ``out_file`` (kind ``upstream``) and returns it with what the pass computed. ``pool``
+    (:class:`liser.workers.Pool`) embeds the missing clips in worker processes.
 
     Raises:
         TeacherError: the teacher was fitted on the target corpus itself (NSL transfers
@@ -118,16 +146,11 @@ def embed_corpus(
     root = Path(cache_dir) if cache_dir else default_cache_dir()
     key = teacher_key("upstream", teacher.checkpoint_hash, {"pool": "projector-time-mean", **teacher.settings})
     store = ClipStore(root / "teachers" / key, ContentHashes(root / "hashes.json"))
-
-    def compute(path: Path) -> dict[str, np.ndarray]:
-        emb, logits = clip_embedding(teacher, [load_audio(path)])
-        return {"embedding": emb[0], "logits": logits[0]}
-
-    def check(entry: dict[str, np.ndarray]) -> bool:
-        return "embedding" in entry and "logits" in entry and bool(np.all(np.isfinite(entry["embedding"])))
-
+    task = UpstreamEmbeddings(teacher_dir, str(device))
+    if pool is None or not pool.distributed:
+        task._teacher = teacher  # this process already holds it
     rows = target.manifest[["clip_id", "path"]].itertuples(index=False)
-    run = store.map(rows, compute, check=check, total=len(target.manifest), desc="upstream embeddings", progress=progress)
+    run = store.map(rows, task, check=_valid_embedding, total=len(target.manifest), desc="upstream embeddings", progress=progress, pool=pool)
     info = {
         "source_corpus": meta.get("corpus"), "source_manifest_hash": meta.get("manifest_hash"),
         "source_speakers": meta.get("train_speakers"), "source_val_uar": meta.get("val_uar"), "source_val_war": meta.get("val_war"),

@@ -21,12 +21,12 @@ from liser.constants import SAMPLE_RATE
 from liser.corpora import load_corpus
 from liser.evaluate import uar
 from liser.folds import Fold, make_folds
-from liser.teachers import speech
+from liser.teachers import speech, tiny_synth, waves
+from liser.teachers.tiny_synth import TinySynthRecipe
 from liser.teachers.speech import (
     LORA_TARGETS,
     SpeechTeacher,
     TeacherError,
-    TinySynthRecipe,
     build_model,
     fit_speech_teacher,
     fit_speech_teachers,
@@ -99,7 +99,7 @@ def test_one_step_moves_lora_and_head_and_nothing_else(corpus, tiny_backbone):
     cfg = make_config(backbone=tiny_backbone, lr=1e-2, weight_decay=0.0)
     optimizer = speech.make_optimizer(model, cfg)
     rng = np.random.default_rng(0)
-    x = speech.crop_batch([rng.standard_normal(SAMPLE_RATE).astype(np.float32) for _ in range(4)], 1.0, rng, normalize=True)
+    x = waves.crop_batch([rng.standard_normal(SAMPLE_RATE).astype(np.float32) for _ in range(4)], 1.0, rng, normalize=True)
     y = torch.tensor([0, 1, 2, 3])
 
     speech.train_step(model, optimizer, x, y)
@@ -167,19 +167,19 @@ def test_tiny_synth_is_built_once_and_loads_like_a_checkpoint(monkeypatch, corpu
     from liser.synth.corpus import actor_speaker
     from liser.synth.speech import draw_speaker
 
-    monkeypatch.setattr(speech, "DEFAULT_TINY_SYNTH", MINI_RECIPE)
-    builds = speech.TINY_SYNTH_BUILDS
-    path = speech.tiny_synth_backbone()
-    assert speech.TINY_SYNTH_BUILDS == builds + 1
+    monkeypatch.setattr(tiny_synth, "DEFAULT_TINY_SYNTH", MINI_RECIPE)
+    builds = tiny_synth.TINY_SYNTH_BUILDS
+    path = tiny_synth.tiny_synth_backbone()
+    assert tiny_synth.TINY_SYNTH_BUILDS == builds + 1
     assert path.name.startswith("tiny-synth-") and (path / "model.safetensors").exists()
     assert json.loads((path / "config.json").read_text())["model_type"] == "hubert"
     stamp = (path / "model.safetensors").stat().st_mtime_ns
     model = build_model(speech.TINY_SYNTH, corpus.classes)  # the keyword resolves to the cached folder
-    assert speech.TINY_SYNTH_BUILDS == builds + 1 and (path / "model.safetensors").stat().st_mtime_ns == stamp
+    assert tiny_synth.TINY_SYNTH_BUILDS == builds + 1 and (path / "model.safetensors").stat().st_mtime_ns == stamp
     assert model.base_model.model.config.name_or_path == str(path)
     assert speech.resolve_backbone(speech.TINY_SYNTH) == str(path)
     # other settings, other folder; no temp folders left behind
-    assert speech.tiny_synth_backbone(replace(MINI_RECIPE, seed=1)) != path
+    assert tiny_synth.tiny_synth_backbone(replace(MINI_RECIPE, seed=1)) != path
     assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]
     # its pretraining speakers are not the labeled corpus's actors
     pretrain_f0 = {draw_speaker(np.random.default_rng([0, 999, i]), i % 2 == 0).f0_hz for i in range(MINI_RECIPE.speakers)}
@@ -189,10 +189,10 @@ def test_tiny_synth_is_built_once_and_loads_like_a_checkpoint(monkeypatch, corpu
 
 def test_tiny_synth_prosody_targets_describe_the_audio():
     """The pretraining's regression targets are the prosody each clip was rendered with."""
-    waves, labels, loudness, targets = speech._pretraining_set(replace(MINI_RECIPE, speakers=4))
-    assert sorted(set(labels)) == list(range(8)) and targets.shape == (len(waves), len(speech.PROSODY_TARGETS))
+    waves, labels, loudness, targets = tiny_synth._pretraining_set(replace(MINI_RECIPE, speakers=4))
+    assert sorted(set(labels)) == list(range(8)) and targets.shape == (len(waves), len(tiny_synth.PROSODY_TARGETS))
     np.testing.assert_allclose(targets.mean(0), 0, atol=1e-4)  # standardized
-    column = dict(zip(speech.PROSODY_TARGETS, targets.T))
+    column = dict(zip(tiny_synth.PROSODY_TARGETS, targets.T))
     measured_db = [20 * np.log10(np.sqrt(np.mean(w**2))) for w in waves]
     assert np.corrcoef(column["level_db"], measured_db)[0, 1] > 0.9
     assert np.corrcoef(20 * np.log10(loudness), measured_db)[0, 1] > 0.9
@@ -218,6 +218,27 @@ def test_each_fold_teacher_sees_only_its_training_speakers(fitted, folds, corpus
         assert record["checkpoint_hash"] == summary["folds"][k]["checkpoint_hash"]
         assert (out / f"fold{k}" / "adapter_model.safetensors").exists()
     assert json.loads((out / "teachers.json").read_text()) == summary
+
+
+def test_up_to_date_folds_are_skipped_and_altered_ones_refitted(fitted, folds, corpus, tiny_backbone, tmp_path):
+    """The shared fit driver: a second run reuses folds fitted with the same settings, never a changed one."""
+    import shutil
+
+    out = tmp_path / "teachers"
+    shutil.copytree(fitted[0], out)
+    cfg = make_config(backbone=tiny_backbone, epochs=1, batch_size=16, crop_seconds=1.0, threads=1)
+    stamps = {k: (out / f"fold{k}" / "adapter_model.safetensors").stat().st_mtime_ns for k in (0, 1)}
+    lines = []
+    summary = fit_speech_teachers(corpus, folds, [0, 1], cfg, out, progress=False, log=lines.append)
+    assert [line.split(":")[0] for line in lines] == ["speech teacher fold 0", "speech teacher fold 1"] and all("up to date" in x for x in lines)
+    assert {k: (out / f"fold{k}" / "adapter_model.safetensors").stat().st_mtime_ns for k in (0, 1)} == stamps
+    assert summary["folds"] == fitted[1]["folds"]
+    with open(out / "fold1" / "adapter_model.safetensors", "ab") as fh:  # a damaged adapter is not up to date
+        fh.write(b"\0")
+    lines.clear()
+    fit_speech_teachers(corpus, folds, [0, 1], cfg, out, progress=False, log=lines.append)
+    assert "up to date" in lines[0] and "up to date" not in lines[1] and lines[1].startswith("speech teacher fold 1: val UAR")
+    SpeechTeacher.load(out / "fold1")  # refitted: loads and matches its hash again
 
 
 def test_a_held_out_speaker_cannot_train_the_teacher(corpus, folds, tiny_backbone, tmp_path):

@@ -11,7 +11,8 @@ import torch
 from transformers import HubertConfig, HubertModel, Wav2Vec2FeatureExtractor
 
 from liser.constants import SAMPLE_RATE
-from liser.teachers.speech import SpeechTeacher, _normalize, build_model, predict_clips, torch_threads
+from liser.teachers.speech import SpeechTeacher, build_model, predict_clips, torch_threads
+from liser.teachers.waves import normalize_wave
 from liser.teachers.upstream import clip_embedding
 
 CLASSES = ("angry", "calm", "happy")
@@ -54,7 +55,7 @@ def test_embeddings_are_what_the_classifier_reads(peft_model):
     base = peft_model.get_base_model()
     with torch.no_grad(), torch_threads(1):
         for i, wave in enumerate(waves):
-            x = torch.from_numpy(_normalize(wave))[None]
+            x = torch.from_numpy(normalize_wave(wave))[None]
             own = peft_model(input_values=x).logits[0].numpy()
             np.testing.assert_allclose(logits[i], own, atol=1e-5)
             # the projector's output averaged over time, recomputed by hand

@@ -1,0 +1,55 @@
+"""The Hugging Face helpers every transformer-backed teacher uses (speech, linguistic, upstream).
+
+Quiet loading, telling a local checkpoint folder from a hub id, the identity hash of a
+module's weights, and the one message for a checkpoint that is not cached offline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch
+from transformers.utils import logging as hf_logging
+
+
+@contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence transformers' load reports and progress bars (a fresh head is always 'missing')."""
+    level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def looks_like_path(backbone: str) -> bool:
+    """A local path rather than a hub id ('org/name' has one slash and no leading ./ ~ /)."""
+    return backbone.startswith(("/", ".", "~")) or "\\" in backbone or backbone.count("/") > 1 or os.path.exists(backbone)
+
+
+def state_hash(module: torch.nn.Module) -> str:
+    """sha1 of a module's parameters and buffers, by name: the backbone's identity."""
+    digest = hashlib.sha1()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().float().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def not_cached_message(what: str, backbone: str, err: Exception, offline: str) -> str:
+    """Why a hub id failed offline, and the three ways out (copy a cache, a local folder, the offline stand-in)."""
+    return (
+        f"{what} {backbone!r} is not in the local Hugging Face cache and cannot be downloaded here ({err}). "
+        f"On a connected machine run `huggingface-cli download {backbone}` (or `hf download {backbone}`) and copy "
+        f"the cache (~/.cache/huggingface) over, or pass a local checkpoint folder as the backbone, or use {offline}."
+    )
