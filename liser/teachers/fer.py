@@ -208,7 +208,7 @@ class FerMiniXception:
             out[i, 0] = cv2.resize(gray, (FER_INPUT, FER_INPUT))
         return torch.from_numpy((out / 255.0 - 0.5) * 2.0)
 
-    def predict_frames(self, crops: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    def predict_frames(self, crops, batch_size: int = 64) -> np.ndarray:
         """Softmax [n, 7] per face crop, columns in FERV39K_CLASSES order."""
         if len(crops) == 0:
             return np.zeros((0, N_FERV), np.float32)
@@ -219,7 +219,17 @@ class FerMiniXception:
         return np.concatenate(parts)[:, FER_TO_FERV].astype(np.float32)
 
     def predict_windows(self, track: FaceTrack) -> tuple[np.ndarray, np.ndarray]:
-        need = frames_needed(track, self.min_faces)
-        frame_probs = np.zeros((len(track), N_FERV), np.float32)
-        frame_probs[need] = self.predict_frames(track.crops[need])
-        return window_mean(track, frame_probs, self.min_faces)
+        return self.predict_windows_batch([track])[0]
+
+    def predict_windows_batch(self, tracks: list[FaceTrack], batch_size: int = 64) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The windows of several tracks, their face frames batched through the network together."""
+        needs = [frames_needed(t, self.min_faces) for t in tracks]
+        crops = [crop for t, need in zip(tracks, needs) for crop in t.crops[need]]  # a list: tracks may differ in crop size
+        flat = self.predict_frames(crops, batch_size)
+        out, lo = [], 0
+        for track, need in zip(tracks, needs):
+            frame_probs = np.zeros((len(track), N_FERV), np.float32)
+            frame_probs[need] = flat[lo : lo + int(need.sum())]
+            lo += int(need.sum())
+            out.append(window_mean(track, frame_probs, self.min_faces))
+        return out

@@ -72,7 +72,8 @@ class SpeechOutputs(ClipTask):
 
 
 class VideoOutputs(ClipTask):
-    """The video teacher over a batch of clips: face crops (from the face store, extracted if absent), 16-frame windows."""
+    """The video teacher over a batch of clips: face crops (from the face store, extracted if absent), then
+    the 16-frame windows of all the batch's clips through the teacher together."""
 
     def __init__(self, source: str, detector: str, faces_root: Path | None, batch_size: int = 4):
         self.source, self.detector, self.faces_root, self.batch_size = source, detector, faces_root, batch_size
@@ -90,18 +91,22 @@ class VideoOutputs(ClipTask):
         return self._teacher, self._store
 
     def __call__(self, paths: list[Path]) -> list:
+        from liser.teachers.video import predict_windows_batch
+
         teacher, store = self.setup()
-        out = []
         try:
-            for path in paths:
-                track = skip_or(store.get, path)
-                if isinstance(track, SkipClip):
-                    out.append(track)
-                    continue
-                probs, valid = teacher.predict_windows(track)
-                out.append({"probs": np.asarray(probs, np.float32), "valid": np.asarray(valid, bool)})
+            tracks = [skip_or(store.get, path) for path in paths]
         finally:
             store.save_hashes()
+        found = [t for t in tracks if not isinstance(t, SkipClip)]
+        predicted = iter(predict_windows_batch(teacher, found) if found else [])
+        out = []
+        for track in tracks:
+            if isinstance(track, SkipClip):
+                out.append(track)
+            else:
+                probs, valid = next(predicted)
+                out.append({"probs": np.asarray(probs, np.float32), "valid": np.asarray(valid, bool)})
         return out
 
 

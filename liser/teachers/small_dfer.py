@@ -128,17 +128,24 @@ class SmallDFER:
         return cls(net, meta, digest, weights)
 
     def predict_windows(self, track: FaceTrack, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-        if track.size != self.meta.get("size", track.size):
-            raise TeacherError(f"track crops are {track.size}px but this model was trained on {self.meta['size']}px")
-        starts, valid = windows(track, self.min_faces)
-        out = np.full((len(starts), N_FERV), 1.0 / N_FERV, np.float32)
-        idx = np.flatnonzero(valid)
+        return self.predict_windows_batch([track], batch_size)[0]
+
+    def predict_windows_batch(self, tracks: list[FaceTrack], batch_size: int = 64) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The 16-frame windows of several tracks, batched through the network together."""
+        for track in tracks:
+            if track.size != self.meta.get("size", track.size):
+                raise TeacherError(f"track crops are {track.size}px but this model was trained on {self.meta['size']}px")
+        found = [windows(t, self.min_faces) for t in tracks]
+        outs = [np.full((len(starts), N_FERV), 1.0 / N_FERV, np.float32) for starts, _ in found]
+        jobs = [(i, int(w)) for i, (_, valid) in enumerate(found) for w in np.flatnonzero(valid)]
         with torch.no_grad():
-            for lo in range(0, len(idx), batch_size):
-                crops, mask = zip(*(_window_arrays(track, int(starts[w])) for w in idx[lo : lo + batch_size]))
-                logits = self.net(_to_input(np.stack(crops)), torch.from_numpy(np.stack(mask)))
-                out[idx[lo : lo + batch_size]] = torch.softmax(logits, 1).numpy()
-        return out, valid
+            for lo in range(0, len(jobs), batch_size):
+                chunk = jobs[lo : lo + batch_size]
+                crops, mask = zip(*(_window_arrays(tracks[i], int(found[i][0][w])) for i, w in chunk))
+                probs = torch.softmax(self.net(_to_input(np.stack(crops)), torch.from_numpy(np.stack(mask))), 1).numpy()
+                for (i, w), p in zip(chunk, probs):
+                    outs[i][w] = p
+        return [(out, valid) for out, (_, valid) in zip(outs, found)]
 
 
 def _checkpoint_paths(path: str | Path) -> tuple[Path, Path]:

@@ -66,6 +66,14 @@ class VideoTeacher(Protocol):
         ...
 
 
+def predict_windows_batch(teacher: VideoTeacher, tracks: list[FaceTrack]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """:meth:`VideoTeacher.predict_windows` of many tracks: through the teacher's own
+    ``predict_windows_batch`` when it has one (frames or windows of several clips through the
+    network together, which is what a GPU needs), else one track at a time."""
+    batch = getattr(teacher, "predict_windows_batch", None)
+    return list(batch(tracks)) if batch is not None else [teacher.predict_windows(t) for t in tracks]
+
+
 def to_teacher_outputs(
     tracks_by_clip: Mapping[str, FaceTrack] | Iterable[tuple[str, FaceTrack]], teacher: VideoTeacher, progress: bool = False
 ) -> TeacherOutputs:

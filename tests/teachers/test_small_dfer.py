@@ -106,3 +106,18 @@ def test_cli_fit_takes_set_and_explains_bad_values(small_dfer, tmp_path):
     assert f"-> {tmp_path / 'm'}" in result.output
     bad = CliRunner().invoke(main, [str(a) for a in [*args, "--set", "lr=-1"]])
     assert bad.exit_code != 0 and "invalid small DFER configuration: lr" in bad.output and "Traceback" not in bad.output
+
+
+def test_windows_of_several_clips_batch_together_and_equal_one_clip_at_a_time(small_dfer):
+    from liser.teachers.video import predict_windows_batch
+
+    root, _, store, result = small_dfer
+    model = SmallDFER.load(result["path"])
+    labels = pd.read_csv(root / "fv" / "labels.csv")
+    tracks = [store.get(root / "fv" / "videos" / f"{c}.mp4") for c in labels["clip_id"][:5]]
+    batched = predict_windows_batch(model, tracks)
+    assert len(batched) == 5 and sum(len(v) for _, v in batched) > 5 * 2  # several windows per clip, cut across clips
+    for track, (probs, valid) in zip(tracks, batched):
+        alone, alone_valid = model.predict_windows(track, batch_size=3)
+        assert np.array_equal(valid, alone_valid)
+        np.testing.assert_allclose(probs, alone, atol=1e-5)

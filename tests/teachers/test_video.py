@@ -8,7 +8,7 @@ import pytest
 
 from liser.constants import FERV39K_CLASSES
 from liser.teachers.faces import FaceTrack
-from liser.teachers.video import VideoTeacher, to_teacher_outputs, windows
+from liser.teachers.video import VideoTeacher, predict_windows_batch, to_teacher_outputs, windows
 
 
 def track_with_faces(n_frames: int, faces: slice | np.ndarray | None = None, size: int = 8) -> FaceTrack:
@@ -57,3 +57,10 @@ def test_teacher_outputs_mark_faceless_windows_invalid():
     assert out.window_target("none", 0.0, 3.0) is None  # no video target: the trainer masks it
     assert out.segments("partly")[1].tolist() == [True, False, False]
     assert out.window_target("faces", 0.0, 3.0).argmax() == FERV39K_CLASSES.index("happy")
+
+
+def test_a_teacher_without_a_batch_method_is_run_one_track_at_a_time():
+    tracks = [track_with_faces(48, slice(0, 48)), track_with_faces(20)]
+    out = predict_windows_batch(ConstantTeacher(), tracks)
+    assert [v.tolist() for _, v in out] == [[True, True, True], [False]]
+    assert out[0][0].argmax(1).tolist() == [FERV39K_CLASSES.index("happy")] * 3
