@@ -21,7 +21,7 @@ def demo_cmd(root, quick, studies_dir, methods, quiet) -> None:
 
     \b
     1. generate the synthetic corpus (data/synth)
-    2. fit the teachers (tiny HuBERT + LoRA per fold, FER2013 mini-Xception) and cache their outputs
+    2. fit the teachers (tiny HuBERT + LoRA per fold, a small DFER on synthetic face videos), cache their outputs
     3. run studies/demo.yaml: Table 2's configurations, distill-ce and two-stage-train
     4. run studies/demo-fraction.yaml: a short labeled-fraction sweep
     5. write dashboards/ from what MLflow holds
