@@ -17,7 +17,7 @@ from liser.cli.options import fail, quiet_option, tracking_uri_option
               help="methods to demonstrate: liser, emodistill, nsl, comma-separated, or all (each adds its teachers, a study and a dashboard)")
 @quiet_option
 def demo_cmd(root, quick, studies_dir, methods, quiet) -> None:
-    """The whole mission on the built-in synthetic corpus, on a CPU (~15 min on 2 cores).
+    """The whole mission on the built-in synthetic corpus, on a CPU (~12 min on 2 cores).
 
     \b
     1. generate the synthetic corpus (data/synth)
