@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 import liser
+from liser.storage import write_text_atomic
 
 STUDY_FILES = ("demo.yaml", "demo-fraction.yaml")
 METHODS = ("liser", "emodistill", "nsl")
@@ -90,7 +91,7 @@ def _corpus(root: Path, s: DemoSettings, log) -> Path:
     generate_face_videos(synth / "face-videos", n_clips=s.face_videos, seed=s.seed)
     shutil.rmtree(synth / "video-teacher", ignore_errors=True)  # fitted on the videos just replaced
     want["cremad_actors"] = cremad
-    marker.write_text(json.dumps(want))
+    write_text_atomic(marker, json.dumps(want))  # a crash mid-write must not leave a marker that fails to parse
     return synth
 
 
@@ -133,17 +134,14 @@ def _video_teacher(synth: Path, s: DemoSettings, progress: bool, log) -> Path:
     """The small DFER fitted on the synthetic labeled face videos (reused when its settings match).
 
     On the drawn faces, the FER2013 mini-Xception (the default for real faces) is right on
-    few clips (README, "Teachers on the synthetic corpus"); a DFER fitted on the corpus's
+    few clips (README, "The demo's teachers on the clips they teach on"); a DFER fitted on the corpus's
     FERV39k stand-in is what a user would do with FERV39k itself.
     """
-    from liser.teachers.small_dfer import fit_small_dfer, make_dfer_config
+    from liser.teachers.small_dfer import fit_small_dfer, fitted_with, make_dfer_config
 
     path = synth / "video-teacher" / "small-dfer"
-    marker = path.with_suffix(".json")
     cfg = make_dfer_config(epochs=s.dfer_epochs, detector="prealigned")
-    have = json.loads(marker.read_text()) if marker.exists() else {}
-    clips = have.get("train_clips", 0) + have.get("val_clips", 0) + len(have.get("skipped", []))
-    if (have.get("training"), clips) == (cfg.model_dump(exclude={"detector", "size", "min_faces"}), s.face_videos):
+    if fitted_with(path, cfg, s.face_videos):
         log(f"      reusing the small DFER video teacher {path}")
         return path
     log(f"      fitting the small DFER video teacher on {s.face_videos} labeled face videos ({s.dfer_epochs} epochs)")
@@ -265,7 +263,7 @@ def run_demo(
     for study in extra:
         result.dashboards += build_report(uri, [study.name], out)
     lap("reports")
-    (out / "demo-timings.json").write_text(json.dumps({"settings": asdict(s), "seconds": result.seconds}, indent=1, default=list))
+    write_text_atomic(out / "demo-timings.json", json.dumps({"settings": asdict(s), "seconds": result.seconds}, indent=1, default=list))
     return result
 
 

@@ -154,6 +154,16 @@ def _checkpoint_paths(path: str | Path) -> tuple[Path, Path]:
     return stem.with_name(stem.name + ".pt"), stem.with_name(stem.name + ".json")
 
 
+def fitted_with(path: str | Path, cfg: SmallDFERConfig, n_videos: int) -> bool:
+    """Whether the checkpoint at ``path`` was fitted with ``cfg`` on ``n_videos`` videos (skips counted)."""
+    meta_path = _checkpoint_paths(path)[1]
+    if not meta_path.exists():
+        return False
+    meta = json.loads(meta_path.read_text())
+    clips = meta.get("train_clips", 0) + meta.get("val_clips", 0) + len(meta.get("skipped", []))
+    return (meta.get("training"), clips) == (cfg.training(), n_videos)
+
+
 def _window_arrays(track: FaceTrack, start: int) -> tuple[np.ndarray, np.ndarray]:
     """The 16 crops and face mask from ``start``, padded with empty frames past the end."""
     crops = track.crops[start : start + DFER_WINDOW_FRAMES]
@@ -231,6 +241,13 @@ class SmallDFERConfig(BaseModel):
     min_faces: int = Field(MIN_FACES, ge=1, le=DFER_WINDOW_FRAMES)
     seed: int = 0
     width: int = Field(16, ge=1)  # channels of the first convolution
+
+    def training(self) -> dict:
+        """The fields that shape the trained weights, as the checkpoint records them (``training``).
+
+        The face store's detector, crop size and face threshold are recorded by the face store.
+        """
+        return self.model_dump(exclude={"detector", "size", "min_faces"})
 
 
 def make_dfer_config(**fields) -> SmallDFERConfig:
@@ -352,7 +369,7 @@ def fit_small_dfer(
         "val_clips": int(len(val_idx)),
         "val_split": split,
         "skipped": skipped,
-        "training": cfg.model_dump(exclude={"detector", "size", "min_faces"}),
+        "training": cfg.training(),
         "torch": torch.__version__,
         "seconds": round(time.perf_counter() - start_time, 1),
     }

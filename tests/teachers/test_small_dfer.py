@@ -12,7 +12,7 @@ import torch
 from liser.constants import FERV39K_CLASSES
 from liser.errors import CheckpointError, TeacherError
 from liser.teachers.faces import FaceStore
-from liser.teachers.small_dfer import SmallDFER, fit_small_dfer, make_dfer_config
+from liser.teachers.small_dfer import SmallDFER, fit_small_dfer, fitted_with, make_dfer_config
 from liser.teachers.video import to_teacher_outputs
 
 
@@ -90,6 +90,18 @@ def test_small_dfer_settings_are_a_checked_config(small_dfer):
         make_dfer_config(epochs=0, size=40)
     with pytest.raises(TeacherError, match="invalid small DFER configuration: colour"):
         make_dfer_config(colour=1)
+
+
+def test_fitted_with_tells_a_checkpoint_of_other_settings(small_dfer, tmp_path):
+    """The reuse check (the demo's) reads what the fit recorded: settings and videos, skips counted."""
+    root, summary, _, result = small_dfer
+    cfg, path = make_dfer_config(epochs=3, seed=1), root / "model" / "small_dfer"
+    assert result["training"] == cfg.training() and "detector" not in cfg.training()
+    assert fitted_with(path, cfg, 70) and fitted_with(path.with_suffix(".pt"), cfg, 70)
+    assert not fitted_with(path, make_dfer_config(epochs=3, seed=1, windows_per_clip=6), 70)
+    assert not fitted_with(path, make_dfer_config(epochs=4, seed=1), 70)
+    assert not fitted_with(path, cfg, 71)
+    assert not fitted_with(tmp_path / "none", cfg, 70)
 
 
 def test_cli_fit_takes_set_and_explains_bad_values(small_dfer, tmp_path):
