@@ -19,8 +19,9 @@ from liser.targets import TeacherOutputs
 
 pytestmark = [pytest.mark.ray, pytest.mark.xdist_group(name="demo")]  # one worker runs the demo once for all its tests
 
-# The README screenshots come from here: LISER_SCREENSHOTS=dashboards/screenshots pytest -m ray tests/test_demo.py
-SHOTS = os.environ.get("LISER_SCREENSHOTS")
+# The quick run's own screenshots: LISER_SCREENSHOTS=dashboards/screenshots pytest -m ray tests/test_demo.py writes
+# them to dashboards/screenshots/quick (the README's come from a full demo: tests/test_readme_screenshots.py)
+SHOTS = str(Path(os.environ["LISER_SCREENSHOTS"]) / "quick") if os.environ.get("LISER_SCREENSHOTS") else None
 
 
 @pytest.fixture(scope="module")
@@ -145,6 +146,7 @@ def test_mlflow_ui_from_liser_ui_renders_in_chromium(demo, browser, tmp_path):
         broken = [f for f in load.failed_loads if not any(probe in f for probe in ("/users/current",))]
         assert broken == [], broken
         if SHOTS:
+            Path(SHOTS).mkdir(parents=True, exist_ok=True)
             shutil.copy(shot, Path(SHOTS) / "mlflow-ui.png")
     finally:
         ui.terminate()

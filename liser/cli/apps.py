@@ -12,17 +12,18 @@ from liser.cli.options import fail, quiet_option, tracking_uri_option
 @click.command("demo")
 @click.option("--root", default=".", show_default=True, type=click.Path(file_okay=False, path_type=Path), help="where data/synth, mlflow/ and dashboards/ go")
 @click.option("--quick", is_flag=True, help="a reduced run (5 actors, 1 epoch, 2 folds) that checks the whole chain in a few minutes")
+@click.option("--full", is_flag=True, help="also Table 3's distill-ce and two-stage-train (about 6 more minutes)")
 @click.option("--studies", "studies_dir", type=click.Path(file_okay=False, path_type=Path), help="folder with demo.yaml and demo-fraction.yaml (default: the shipped studies/)")
 @click.option("--methods", default="liser", show_default=True, metavar="LIST",
               help="methods to demonstrate: liser, emodistill, nsl, comma-separated, or all (each adds its teachers, a study and a dashboard)")
 @quiet_option
-def demo_cmd(root, quick, studies_dir, methods, quiet) -> None:
-    """The whole mission on the built-in synthetic corpus, on a CPU (~12 min on 2 cores).
+def demo_cmd(root, quick, full, studies_dir, methods, quiet) -> None:
+    """The whole mission on the built-in synthetic corpus, on a CPU (~15 min on 2 cores).
 
     \b
     1. generate the synthetic corpus (data/synth)
     2. fit the teachers (tiny HuBERT + LoRA per fold, a small DFER on synthetic face videos), cache their outputs
-    3. run studies/demo.yaml: Table 2's configurations, distill-ce and two-stage-train
+    3. run studies/demo.yaml: Table 2's five configurations (--full: Table 3's too)
     4. run studies/demo-fraction.yaml: a short labeled-fraction sweep
     5. write dashboards/ from what MLflow holds
     --methods all also fits EmoDistill's teachers and NSL's upstream model and runs
@@ -39,7 +40,9 @@ def demo_cmd(root, quick, studies_dir, methods, quiet) -> None:
     if unknown:
         fail(f"--methods {methods!r}: unknown {', '.join(unknown)}; choose from {', '.join(METHODS)} or all (liser always runs)")
     picked = tuple(m for m in METHODS if m == "liser" or m in named)
-    settings = replace(DemoSettings.quick() if quick else DemoSettings(), methods=picked)
+    if quick and full:
+        fail("--quick and --full: choose one (--quick is the reduced check, --full adds Table 3)")
+    settings = replace(DemoSettings.quick() if quick else DemoSettings.full() if full else DemoSettings(), methods=picked)
     try:
         result = run_demo(root, settings, studies=studies_dir, progress=not quiet, log=click.echo)
     except (StudyError, ValueError, FileNotFoundError) as exc:

@@ -105,6 +105,16 @@ DEFAULT_TINY_SYNTH = TinySynthRecipe()  # what the "tiny-synth" keyword builds
 TINY_SYNTH_BUILDS = 0  # builds done by this process (tests check that a cached backbone is reused)
 
 
+def _final_path(recipe: TinySynthRecipe, cache_dir: str | Path | None) -> Path:
+    return (Path(cache_dir) if cache_dir else default_cache_dir()) / "backbones" / f"{TINY_SYNTH}-{recipe.key()}"
+
+
+def tiny_synth_built(recipe: TinySynthRecipe | None = None, *, cache_dir: str | Path | None = None) -> bool:
+    """Whether :func:`tiny_synth_backbone` would return at once (the folder is cached)."""
+    final = _final_path(recipe or DEFAULT_TINY_SYNTH, cache_dir)
+    return (final / "config.json").exists() and (final / "model.safetensors").exists()
+
+
 def tiny_synth_backbone(recipe: TinySynthRecipe | None = None, *, cache_dir: str | Path | None = None, progress: bool = False) -> Path:
     """The tiny-synth checkpoint folder, ``<cache>/backbones/tiny-synth-<key>``, built on first use.
 
@@ -113,10 +123,10 @@ def tiny_synth_backbone(recipe: TinySynthRecipe | None = None, *, cache_dir: str
     """
     global TINY_SYNTH_BUILDS
     recipe = recipe or DEFAULT_TINY_SYNTH
-    root = (Path(cache_dir) if cache_dir else default_cache_dir()) / "backbones"
-    final = root / f"{TINY_SYNTH}-{recipe.key()}"
-    if (final / "config.json").exists() and (final / "model.safetensors").exists():
+    final = _final_path(recipe, cache_dir)
+    if tiny_synth_built(recipe, cache_dir=cache_dir):
         return final
+    root = final.parent
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".{final.name}.{os.getpid()}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
