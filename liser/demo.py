@@ -266,9 +266,9 @@ def run_demo(
     log: Callable[[str], None] = print,
 ) -> DemoResult:
     """Run every step under ``root`` (data/synth, mlflow/, dashboards/) and return where it all is."""
-    from liser.reports import build_fraction_curve, build_report
+    from liser.reports import answer_lines, build_fraction_curve, build_report
     from liser import tracking
-    from liser.studies.runner import run_study
+    from liser.studies.runner import run_side_by_side, run_study
 
     s = settings or DemoSettings()
     root = Path(root).resolve()
@@ -296,10 +296,10 @@ def run_demo(
         t = _nsl_teachers(synth, s, progress, log)
         extra.append(_study(files / METHOD_STUDIES["nsl"], synth, t, s, fraction=False, labeled=f"cremad:{synth / 'cremad'}"))
     lap("teachers")
-    for step, study in zip((3, 4), specs):
-        log(f"[{step}/5] study {study.name}: {len(study.points())} trials x {len(study.fold_indices(5))} folds on a local Ray")
-        run_study(study, tracking_uri=uri, root=root, progress=progress, log=lambda m: log("      " + m), where=str(files / STUDY_FILES[step - 3]))
-        lap(study.name)
+    log("[3/5] studies " + " and ".join(f"{st.name} ({len(st.points())} trials x {len(st.fold_indices(5))} folds)" for st in specs) + " side by side on one local Ray")
+    run_side_by_side(specs, where=[str(files / f) for f in STUDY_FILES], tracking_uri=uri, root=root, progress=progress,
+                     log=lambda m: log("      " + m))
+    lap("studies")
     for study in extra:
         log(f"[4/5] study {study.name}: {len(study.points())} trials x {len(study.fold_indices(5))} folds on a local Ray")
         run_study(study, tracking_uri=uri, root=root, progress=progress, log=lambda m: log("      " + m), where=study.name)
@@ -311,6 +311,8 @@ def run_demo(
     for study in extra:
         result.dashboards += build_report(uri, [study.name], out)
     lap("reports")
+    for line in answer_lines(uri, [specs[0].name]):
+        log(line)
     write_text_atomic(out / "demo-timings.json", json.dumps({"settings": asdict(s), "seconds": result.seconds}, indent=1, default=list))
     return result
 

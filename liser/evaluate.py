@@ -66,13 +66,14 @@ def inference_copy(model: nn.Module) -> nn.Module:
 
 
 @torch.inference_mode()
-def predict_logits(model: nn.Module, feats: Sequence[np.ndarray], device: torch.device | str = "cpu", batch_size: int = 256) -> np.ndarray:
-    """Clip-level g_sup logits [N, K_S]: the mean over each clip's sliding windows."""
+def predict_logits(model: nn.Module, feats: Sequence[np.ndarray], device: torch.device | str = "cpu", batch_size: int = 256,
+                   stride_s: float = EVAL_STRIDE_SECONDS) -> np.ndarray:
+    """Clip-level g_sup logits [N, K_S]: the mean over each clip's sliding windows (``stride_s`` apart)."""
     model.eval()
     model = inference_copy(model)
     owners, windows = [], []
     for i, feat in enumerate(feats):
-        for s in window_starts(feat.shape[1]):
+        for s in window_starts(feat.shape[1], stride_s):
             owners.append(i)
             windows.append(fit_frames(feat, s))
     owners = np.asarray(owners)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,11 +71,12 @@ def write_atomic(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
     """Write through a temp file and rename, so a crash never leaves half a file.
 
     The one atomic write of the package: the temp file sits next to ``path`` (same file
-    system, so the rename is atomic) and carries the pid, so concurrent writers never share it.
+    system, so the rename is atomic) and carries the pid and thread, so concurrent writers
+    (processes, or studies in threads of one process) never share it.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
     try:
         with open(tmp, "wb") as fh:
             write(fh)

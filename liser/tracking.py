@@ -242,8 +242,9 @@ class TrialTracker:
         values = {prefix + ("epoch_" + k if k.startswith("val_") else k): v for k, v in row.items() if k not in ("stage", "epoch") and isinstance(v, (int, float))}
         self.c.log_batch(run_id, metrics=metrics(values, step=epoch))
 
-    def finish_fold(self, run_id: str, *, config: dict, fold_record: dict, result: dict, classes: list[str], checkpoint: Path) -> None:
-        """Final metrics, the confusion matrix (figure and table), fold file, config and checkpoint."""
+    def finish_fold(self, run_id: str, *, config: dict, fold_record: dict, result: dict, classes: list[str], checkpoint: Path,
+                    extra_metrics: dict[str, float] | None = None) -> None:
+        """Final metrics (and ``extra_metrics``), the confusion matrix (figure and table), fold file, config and checkpoint."""
         val, test = result["val"], result["test"]
         self.c.log_batch(
             run_id,
@@ -252,6 +253,7 @@ class TrialTracker:
                     "val_uar": val["uar"], "val_war": val["war"], "test_uar": test["uar"], "test_war": test["war"],
                     "best_epoch": result["best_epoch"], "fold_seconds": result["seconds"],
                     **{f"n_{k}": v for k, v in result["counts"].items()},
+                    **(extra_metrics or {}),
                 }
             ),
             params=_params({k: v for k, v in config.items()}),

@@ -43,8 +43,10 @@ def browser():
 
 def test_demo_runs_the_chain_and_writes_dashboards_from_mlflow(demo):
     root, out = demo
-    for step in ("[1/5] corpus", "[2/5] teachers", "[3/5] study demo", "[4/5] study demo-fraction", "[5/5] dashboards"):
+    for step in ("[1/5] corpus", "[2/5] teachers", "[3/5] studies demo (4 trials x 2 folds) and demo-fraction (2 trials x 2 folds) side by side",
+                 "[4/5] study demo-emodistill", "[5/5] dashboards"):
         assert step in out
+    assert "Hidden-truth accuracy on the unlabeled clips: no-dstl student" in out  # the answer, in the terminal
     assert (root / "data/synth/teachers/speech-fold0.npz").exists() and (root / "data/synth/teachers/video.npz").exists()
     video = TeacherOutputs.load(root / "data/synth/teachers/video.npz")  # the small DFER fitted on the face videos
     assert video.meta["teacher"] == "small-dfer" and video.meta["hidden_truth"]["column"] == "ferv_class"
@@ -65,6 +67,8 @@ def test_demo_runs_the_chain_and_writes_dashboards_from_mlflow(demo):
         assert len(parents) == trials and all(r.info.status == "FINISHED" for r in runs)
         roles = [r.data.tags["liser.role"] for r in runs]
         assert roles.count("fold") == trials * 2 and roles.count("teachers") == 1  # 2 fold runs per trial, one teacher diagnosis
+        truth = [r.data.metrics.get("unlabeled_truth_accuracy") for r in runs if r.data.tags["liser.role"] == "fold"]
+        assert all(a is not None and 0 <= a <= 1 for a in truth)  # every student scored on the unlabeled clips' truth
 
     # the Table 2 CSV holds what MLflow holds: no-dstl's mean test UAR over its fold runs
     demo_exp = c.get_experiment_by_name("demo").experiment_id

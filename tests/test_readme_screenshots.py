@@ -40,7 +40,7 @@ def _keep(shot: Path, name: str) -> None:
 
 
 @pytest.mark.parametrize("page, must_show", [
-    ("dashboards/demo.html", ("Table 2", "vid-sp-dstl", "conf-vid-sp-dstl", "Teachers")),
+    ("dashboards/demo.html", ("Table 2", "vid-sp-dstl", "conf-vid-sp-dstl", "Teachers", "Students on the teachers", "no-dstl student")),
     ("dashboards/demo-fraction-curve.html", ("Figure 2", "vid-sp-dstl", "no-dstl")),
     ("data/synth/teachers/teachers.html", ("video.npz", "speech-fold0.npz", "hidden truth")),
 ])

@@ -24,7 +24,7 @@ def demo_cmd(root, quick, full, studies_dir, methods, quiet) -> None:
     1. generate the synthetic corpus (data/synth)
     2. fit the teachers (tiny HuBERT + LoRA per fold, a small DFER on synthetic face videos), cache their outputs
     3. run studies/demo.yaml: Table 2's five configurations (--full: Table 3's too)
-    4. run studies/demo-fraction.yaml: a short labeled-fraction sweep
+    4. run studies/demo-fraction.yaml (a short labeled-fraction sweep), side by side with 3
     5. write dashboards/ from what MLflow holds
     --methods all also fits EmoDistill's teachers and NSL's upstream model and runs
     studies/demo-emodistill.yaml and studies/demo-nsl.yaml (a few more minutes).

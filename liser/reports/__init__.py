@@ -19,6 +19,7 @@ from liser.reports.formats import write_table
 from liser.reports.importance import param_importances
 from liser.reports.runs import StudyData, StudyNotFound, load_confusion, load_studies, load_teacher_summary
 from liser.reports.stats import TEST_NAME, compare_folds, corrected_ttest, relative_change
+from liser.reports.truth import student_truth_table, truth_sentence
 from liser.reports.tables import (
     Table,
     ablation_table,
@@ -79,11 +80,12 @@ def _fraction_section(data: StudyData, out_dir: Path, name: str, written: list[P
     return heading, inner, curve.data["run_id"].tolist()
 
 
-TEACHER_COLUMNS = ("file", "teacher", "coverage", "top_class", "top_share", "mean_confidence", "val_uar", "truth_accuracy", "warnings")
+TEACHER_COLUMNS = ("file", "kind", "teacher", "coverage", "top_class", "top_share", "mean_confidence", "val_uar", "truth_accuracy", "warnings")
 
 
-def _teachers_section(data: StudyData, ui: str) -> str:
-    """Each study's teacher diagnosis (its ``teachers`` run): the summary table and links to the run and its page."""
+def _teachers_section(data: StudyData, ui: str, students: Table | None = None) -> str:
+    """Each study's teacher diagnosis (its ``teachers`` run): the summary table and links to the run and its page;
+    then, where a hidden truth exists, the students on the same clips."""
     parts = []
     for s in data.studies:
         if not s.teacher_runs:
@@ -97,6 +99,11 @@ def _teachers_section(data: StudyData, ui: str) -> str:
             f"the same page as <code>liser teacher report</code>).</p>"
             + (table[[c for c in TEACHER_COLUMNS if c in table]].to_html(border=0, index=False, na_rep="-", float_format=lambda v: f"{v:.3f}") if len(table) else "")
         )
+        sentence = truth_sentence(table, students) if len(table) else ""
+        if sentence:
+            parts.append(f"<p><b>{_escape(sentence)}</b></p>")
+    if parts and students is not None:
+        parts.append(f"<h3>{_escape(students.title)}</h3>" + html.table_html(students))
     return "".join(parts)
 
 
@@ -159,7 +166,10 @@ def build_report(tracking_uri: str, studies: list[str], out_dir: Path, *, name: 
         ]
         sections.append(("Confusion matrices", html.table_html(confusion) + html.figures_html(figs, side_by_side=True)))
 
-    teachers = _teachers_section(data, ui)
+    students = student_truth_table(data)
+    if students is not None:
+        _write(students, out_dir, name, written)
+    teachers = _teachers_section(data, ui, students)
     if teachers:
         sections.insert(1, ("Teachers", teachers))
     sections.append(("MLflow runs behind the tables", html.runs_html(data, sorted(used), ui)))
@@ -177,3 +187,19 @@ def build_fraction_curve(tracking_uri: str, studies: list[str], out_dir: Path, *
     path = out_dir / f"{name}-fraction-curve.html"
     path.write_text(html.page(f"Labeled fraction (Figure 2): {' + '.join(data.names)}", sections), encoding="utf-8")
     return [path, *written]
+
+
+def answer_lines(tracking_uri: str, studies: list[str]) -> list[str]:
+    """The answer a user ran the studies for, for the terminal: Table 2's rows and, where a hidden
+    truth exists, the teachers against the no-dstl student on the unlabeled clips."""
+    data = load_studies(tracking_uri, studies)
+    table = configuration_table(data)
+    lines = [f"{table.title}:"] + ["  " + line for line in table.display.to_string(index=False).splitlines()]
+    students = student_truth_table(data)
+    for s in data.studies:
+        if s.teacher_runs and students is not None:
+            sentence = truth_sentence(load_teacher_summary(tracking_uri, s.teacher_runs[0]), students)
+            if sentence:
+                lines.append(sentence)
+                break
+    return lines

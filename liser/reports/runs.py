@@ -28,6 +28,7 @@ TRIAL_METRICS = tuple(f"{part}_{m}_{s}" for part in ("val", "test") for m in ("u
 FOLD_METRICS = (
     "val_uar", "val_war", "test_uar", "test_war", "n_train", "n_val", "n_test", "best_epoch",
     "n_parameters", "n_graph_mean_degree", "n_graph_isolated_fraction",  # the student's size; NSL's graph per fold
+    "unlabeled_truth_accuracy", "unlabeled_truth_uar",  # the student on the unlabeled clips, where a hidden truth exists
 )
 # Params that name a trial rather than set one of its knobs.
 NAMING_PARAMS = ("config", "name")

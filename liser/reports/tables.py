@@ -76,7 +76,7 @@ def config_order(names) -> list[str]:
     return [c for c in PRESETS if c in names] + sorted(names - set(PRESETS))
 
 
-def _with_defaults(frame: pd.DataFrame) -> pd.DataFrame:
+def with_defaults(frame: pd.DataFrame) -> pd.DataFrame:
     """labeled_fraction and the λs as numbers, defaults where a trial did not log them."""
     out = frame.copy()
     for col, default in (("labeled_fraction", FULL_FRACTION), ("lambda_sd", NO_LAMBDA), ("lambda_vd", NO_LAMBDA)):
@@ -99,7 +99,7 @@ def in_paper_order(frame: pd.DataFrame, data: StudyData, *then: str) -> pd.DataF
 
 def select_trials(data: StudyData, by: tuple[str, ...] = ("dataset", "config"), *, prefer_full: bool = True) -> pd.DataFrame:
     """One trial per ``by`` group: full labeled data first (if ``prefer_full``), then best mean validation UAR."""
-    t = _with_defaults(data.trials[data.trials["n_folds"] > 0])
+    t = with_defaults(data.trials[data.trials["n_folds"] > 0])
     t["_full"] = t["labeled_fraction"] == FULL_FRACTION if prefer_full else True
     t["_study"] = t["study"].map({s: i for i, s in enumerate(data.names)})
     t = t.sort_values(["_full", "val_uar_mean", "_study", "trial"], ascending=[False, False, True, True], na_position="last")
@@ -276,7 +276,7 @@ def _range_text(tidy: pd.DataFrame, metric: str) -> list[str]:
 
 
 def fraction_values(data: StudyData) -> list[float]:
-    return sorted(_with_defaults(data.trials)["labeled_fraction"].unique())
+    return sorted(with_defaults(data.trials)["labeled_fraction"].unique())
 
 
 def fraction_curve(data: StudyData) -> Table:

@@ -32,7 +32,7 @@ from liser.teachers.diagnosis import (
 PAGE = "teachers.html"
 SUMMARY_CSV = "teachers.csv"
 AGREEMENT_CSV = "teachers-agreement.csv"
-SUMMARY_COLUMNS = ("teacher", "clips", "coverage", "valid_segments", "top_class", "top_share", "mean_confidence", "mean_entropy",
+SUMMARY_COLUMNS = ("kind", "teacher", "clips", "coverage", "valid_segments", "top_class", "top_share", "mean_confidence", "mean_entropy",
                    "val_uar", "truth_accuracy", "truth_uar", "warnings")
 
 

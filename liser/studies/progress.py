@@ -16,8 +16,8 @@ def _describe(trial) -> str:
 
 
 class TrialProgress(Callback):
-    def __init__(self, total: int, enabled: bool, log: Callable[[str], None]):
-        self.bar = tqdm(total=total, desc="trials", unit="trial", disable=not enabled)
+    def __init__(self, total: int, enabled: bool, log: Callable[[str], None], desc: str = "trials"):
+        self.bar = tqdm(total=total, desc=desc, unit="trial", disable=not enabled)
         self.log = log
         self.folds = 0
 

@@ -15,6 +15,7 @@ import fcntl
 import itertools
 import math
 import os
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -134,7 +135,10 @@ def prepare(study: Study, *, cache_dir: str | Path | None = None, progress: bool
         tracking.TAG + "unlabeled_manifest": unlabeled.corpus.manifest_hash() if unlabeled is not None else "",
         tracking.TAG + "teachers": ",".join(f"{k}:{f}={h}" for k, by in teacher_keys.items() for f, h in sorted(by.items())),
     }
-    return TrialContext(study, labeled, unlabeled, teachers, folds, "", "", tags, teacher_keys, files)
+    from liser.teachers.truth import load_truth
+
+    truth = load_truth(unlabeled.corpus.root) if unlabeled is not None else None
+    return TrialContext(study, labeled, unlabeled, teachers, folds, "", "", tags, teacher_keys, files, unlabeled_truth=truth)
 
 
 def log_teachers_run(ctx: TrialContext, log: Callable[[str], None] = print) -> str | None:
@@ -193,6 +197,18 @@ def _trainable(config: dict, ctx: TrialContext) -> None:
 
     torch.set_num_threads(max(1, math.floor(ctx.study.resources.cpu)))
     run_trial(ctx, config["params"], config["trial_number"], tune.report)
+
+
+def _trainable_of(study: Study):
+    """A trainable function of the study's own: ``tune.with_parameters`` keys what it ships by
+    ``str(trainable)`` and Tune registers trainables by name, so two studies in one process
+    (`liser demo` runs two at once) sharing one function would hand each other their contexts."""
+
+    def trainable(config: dict, ctx: TrialContext) -> None:
+        _trainable(config, ctx)
+
+    trainable.__name__ = trainable.__qualname__ = f"liser_{study.name}"
+    return trainable
 
 
 @dataclass
@@ -259,6 +275,32 @@ def run_study(
     return summary
 
 
+def run_side_by_side(studies: list[Study], *, where: list[str] | None = None, cpus: int | None = None, log: Callable[[str], None] = print,
+                     **kwargs) -> list[RunSummary]:
+    """Run several studies at once on one local Ray, each in a thread of its own; their summaries in order.
+
+    One study alone leaves a core idle once it is down to its last trial (5 trials on 2
+    slots); side by side, the other studies' trials take it. Same numbers: every fold is
+    seeded and trains on its own threads, whatever runs beside it. Each log line is
+    prefixed with its study's name. ``kwargs`` go to :func:`run_study`.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    where = where or [s.name for s in studies]
+    started = init_ray(None, cpus)
+    pool = ThreadPoolExecutor(len(studies), thread_name_prefix="liser-study")
+    try:
+        jobs = [pool.submit(run_study, st, cpus=cpus, where=w, log=lambda m, n=st.name: log(m if m.startswith(n + ":") else f"{n}: {m}"), **kwargs)
+                for st, w in zip(studies, where)]
+        return [job.result() for job in jobs]
+    finally:
+        if started:  # on an error or Ctrl-C this ends the other studies' trials too, so their threads return
+            import ray
+
+            ray.shutdown()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def dropped_lines(uri: str, experiment_id: str) -> list[str]:
     """What the study's fold runs dropped or masked (their ``n_*`` counts), for the console: one line per count."""
     from liser.train import dropped
@@ -272,6 +314,37 @@ def dropped_lines(uri: str, experiment_id: str) -> list[str]:
     return [f"dropped or masked: {key} in {len(v)} of {len(runs)} fold runs (up to {max(v):.0f} per fold; see the runs' n_{key})" for key, v in sorted(totals.items())]
 
 
+# Ray Tune's trainable and parameter registries are process-wide and not thread-safe (Ray 2.60:
+# "dictionary changed size during iteration" when two threads start a Tuner at once). Studies
+# run from several threads of one process (`liser demo` runs two side by side) take turns from
+# tune.with_parameters until Tune has registered the experiment and set up its callbacks.
+_REGISTERING = threading.Lock()
+
+
+def _registered_callback():
+    from ray.tune import Callback
+
+    class Registered(Callback):
+        """Releases the registration turn once, at the controller's setup (after the registration)."""
+
+        def __init__(self):
+            self._held = True
+
+        def setup(self, **info):
+            self.release()
+
+        def release(self):
+            if self._held:
+                self._held = False
+                _end_turn()
+
+    return Registered()  # pickled with the Tuner's state: it holds a flag, the lock stays in this module
+
+
+def _end_turn() -> None:
+    _REGISTERING.release()
+
+
 def _tune(study: Study, ctx: TrialContext, ostudy, n_trials: int, state: Path, address: str | None, cpus: int | None, progress: bool, log) -> None:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
@@ -279,9 +352,11 @@ def _tune(study: Study, ctx: TrialContext, ostudy, n_trials: int, state: Path, a
     from liser.studies.progress import TrialProgress
 
     started_ray = init_ray(address, cpus)
+    _REGISTERING.acquire()
+    registered = _registered_callback()
     try:
         resources = {"cpu": study.resources.cpu, "gpu": study.resources.gpu}
-        trainable = tune.with_resources(tune.with_parameters(_trainable, ctx=ctx), resources)
+        trainable = tune.with_resources(tune.with_parameters(_trainable_of(study), ctx=ctx), resources)
         scheduler = None
         n_folds = len(study.fold_indices(len(ctx.folds))) * len(study.seeds)
         if study.search is not None and study.search.pruning is not None and n_folds > study.search.pruning.after_folds:
@@ -296,12 +371,13 @@ def _tune(study: Study, ctx: TrialContext, ostudy, n_trials: int, state: Path, a
                 name=f"{study.name}-{time.strftime('%Y%m%d-%H%M%S')}",
                 storage_path=str(state / "ray"),
                 failure_config=tune.FailureConfig(max_failures=study.max_failures),
-                callbacks=[TrialProgress(n_trials, progress, log)],
+                callbacks=[registered, TrialProgress(n_trials, progress, log, desc=f"{study.name} trials")],
                 verbose=0,
             ),
         )
         tuner.fit()
     finally:
+        registered.release()
         if started_ray:
             import ray
 

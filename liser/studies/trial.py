@@ -43,6 +43,9 @@ class TrialContext:
     tags: dict[str, str]  # study-wide: commit, manifests, teacher keys, version
     teacher_keys: dict[str, dict[str, str]]  # kind -> fold ("all" or k) -> content hash
     teacher_files: dict[str, dict] = field(default_factory=dict)  # kind -> fold (None or k) -> path
+    # The unlabeled clips' hidden true emotion (the synthetic corpus only): each fold's student
+    # is scored on it after training, beside its teachers; never a training input.
+    unlabeled_truth: Any = None
 
 
 def _fold_teacher_tags(ctx: TrialContext, fold: int) -> dict[str, str]:
@@ -107,13 +110,25 @@ def _train_one(ctx: TrialContext, tracker: TrialTracker, cfg, fold: Fold, seed: 
             cfg, ctx.labeled, fold, ctx.unlabeled if cfg.uses_unlabeled else None, fold_teachers,
             device=device, progress=progress, on_epoch=lambda _f, epoch, row: tracker.log_epoch(run_id, epoch, row),
         )
+        extra = _truth_metrics(ctx, result, device)
         with tempfile.TemporaryDirectory(prefix="liser-trial-") as tmp:
             ckpt = save_checkpoint(Path(tmp) / "student.pt", result, cfg, ctx.labeled.corpus.classes)
             tracker.finish_fold(
                 run_id, config=cfg.model_dump(), fold_record=dataclasses.asdict(fold), result=result.as_dict(),
-                classes=list(ctx.labeled.corpus.classes), checkpoint=ckpt,
+                classes=list(ctx.labeled.corpus.classes), checkpoint=ckpt, extra_metrics=extra,
             )
     except BaseException as exc:
         tracker.fail_fold(run_id, f"{type(exc).__name__}: {exc}")
         raise
     return {**result.as_dict(), "seed": seed}
+
+
+def _truth_metrics(ctx: TrialContext, result, device) -> dict[str, float]:
+    """The fold's student on the unlabeled clips against their hidden truth, where one exists:
+    is it right where its teachers are asked to teach? (the dashboard's Teachers section)."""
+    if ctx.unlabeled_truth is None or ctx.unlabeled is None:
+        return {}
+    from liser.teachers.truth import student_truth_scores
+
+    scores = student_truth_scores(result.student(), ctx.unlabeled.features.features, ctx.unlabeled_truth, ctx.labeled.corpus.classes, device)
+    return {"unlabeled_truth_accuracy": scores["accuracy"], "unlabeled_truth_uar": scores["uar"]} if scores else {}

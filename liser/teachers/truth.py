@@ -91,3 +91,33 @@ def add_truth_scores(outputs: TeacherOutputs, corpus_root: str | Path) -> dict:
     if scores:
         outputs.meta["hidden_truth"] = scores
     return scores
+
+
+def load_truth(corpus_root: str | Path, kind: str = "speech") -> pd.Series | None:
+    """The hidden true class per clip id (the column ``kind`` is scored against), or None without a truth file."""
+    path = find_truth(corpus_root)
+    if path is None:
+        return None
+    table = pd.read_csv(path)
+    column = TRUTH_COLUMN[kind]
+    if "clip_id" not in table or column not in table:
+        return None
+    return table.set_index(table["clip_id"].astype(str))[column].astype(str)
+
+
+# Windows 1 s apart, not the test's 0.1 s: a diagnosis over every unlabeled clip after every
+# fold must stay cheap (about 10x fewer windows on the demo's 5.5 s clips).
+TRUTH_STRIDE_SECONDS = 1.0
+
+
+def student_truth_scores(model, clips: dict[str, np.ndarray], truth: pd.Series, classes, device="cpu") -> dict:
+    """A trained student scored on the unlabeled clips against the hidden truth (its g_sup head, the mean
+    of windows 1 s apart): the figure to set beside its teachers' on the same clips. Scoring only,
+    after training; nothing here reaches a loss or a model choice."""
+    from liser.evaluate import predict_logits
+
+    ids = [c for c in clips if c in truth.index]
+    if not ids:
+        return {}
+    pred = predict_logits(model, [clips[c] for c in ids], device, stride_s=TRUTH_STRIDE_SECONDS).argmax(1)
+    return score_calls(dict(zip(ids, map(int, pred))), truth, classes)

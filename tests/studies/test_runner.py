@@ -223,3 +223,21 @@ def test_study_on_an_existing_ray_cluster(tmp_path, write_study):
         except subprocess.TimeoutExpired:
             os.killpg(head.pid, signal.SIGKILL)
             head.wait(30)
+
+
+def test_studies_side_by_side_keep_their_own_runs(tmp_path, write_study, local_ray):
+    """Two studies at once in one process (as `liser demo` runs them): each trial lands in its own study's experiment."""
+    from liser.studies.runner import run_side_by_side
+
+    a = load_study(write_study(tmp_path / "a.yaml", name="side-a", configurations=["no-dstl", "vid-dstl"], folds={"n": 5, "use": [0]}, resources={"cpu": 0.5}))
+    b = load_study(write_study(tmp_path / "b.yaml", name="side-b", configurations=["sp-dstl"], grid={"labeled_fraction": [0.5, 1.0]},
+                               folds={"n": 5, "use": [0]}, resources={"cpu": 0.5}))
+    lines = []
+    summaries = run_side_by_side([a, b], root=tmp_path, progress=False, log=lines.append)
+    assert [s.study for s in summaries] == ["side-a", "side-b"]
+    for name, configs in (("side-a", {"no-dstl", "vid-dstl"}), ("side-b", {"sp-dstl"})):
+        _, runs = runs_of(summaries[0].tracking_uri, name)
+        trials = [r for r in runs if r.data.tags["liser.role"] == "trial"]
+        assert len(trials) == 2 and {r.data.tags["liser.config"] for r in trials} == configs
+        assert all(r.data.tags["liser.study"] == name and r.info.status == "FINISHED" for r in trials)
+    assert any(line.startswith("side-a: ") for line in lines) and any(line.startswith("side-b: ") for line in lines)

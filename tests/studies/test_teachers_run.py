@@ -34,3 +34,20 @@ def test_teachers_run_is_logged_once_and_the_dashboard_links_it(tmp_path, write_
     t.finish({"val_uar_mean": 0.5, "test_uar_mean": 1.0})
     page = build_report(uri, [study.name], tmp_path / "boards")[0].read_text()
     assert "<h2>Teachers</h2>" in page and f"/runs/{run_id}" in page and "speech.npz" in page and "truth_accuracy" in page
+    assert "Students on the teachers" not in page  # no fold logged a truth score
+
+    # fold runs with the student's hidden-truth accuracy: the students table and the one-line answer
+    for trial, config, acc in ((1, "no-dstl", 0.25), (2, "sp-dstl", 0.75)):
+        t = tracking.TrialTracker(uri, ctx.experiment_id, f"k{trial}", {**ctx.tags, "liser.config": config, "liser.trial": str(trial)})
+        t.open(f"00{trial}-{config}", {"config": config, "labeled_fraction": 1.0})
+        fold = t.start_fold(0, 0, {})
+        t.finish_fold(fold, config={"name": config}, fold_record={"index": 0}, result=fake_result(0), classes=["a", "b", "c"], checkpoint=ckpt,
+                      extra_metrics={"unlabeled_truth_accuracy": acc, "unlabeled_truth_uar": acc / 2})
+        t.finish({"val_uar_mean": 0.5, "test_uar_mean": 1.0})
+    written = build_report(uri, [study.name], tmp_path / "boards")
+    page = written[0].read_text()
+    assert "Students on the teachers" in page and "0.250" in page and "0.750" in page
+    speech = m["speech.truth_accuracy"]
+    assert f"no-dstl student 0.250; teachers" in page and f"speech {speech:.3f} (above it" in page
+    table = next(p for p in written if p.name.endswith("students-on-unlabeled.csv")).read_text()
+    assert "no-dstl" in table and "sp-dstl" in table and "vid-sp-dstl" not in table  # only folds that logged the score

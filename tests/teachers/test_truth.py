@@ -61,3 +61,34 @@ def test_scores_go_into_the_file_metadata_only_where_a_truth_file_sits_next_to_t
     scores = add_truth_scores(out, corpus)
     saved = TeacherOutputs.load(out.save(tmp_path / "speech.npz"))
     assert saved.meta["hidden_truth"] == scores and scores["accuracy"] == pytest.approx(2 / 3)
+
+
+def test_load_truth_reads_the_column_a_kind_is_scored_against(tmp_path):
+    from liser.teachers.truth import load_truth
+
+    corpus = tmp_path / "avclips"
+    corpus.mkdir()
+    assert load_truth(corpus) is None
+    TRUTH.to_csv(tmp_path / TRUTH_FILE, index=False)
+    assert load_truth(corpus).to_dict() == dict(zip(TRUTH["clip_id"], TRUTH["emotion"]))
+    assert load_truth(corpus, "video")["d"] == "neutral"
+
+
+def test_a_student_is_scored_on_the_clips_with_a_truth_in_its_classes():
+    import torch
+
+    from liser.evaluate import predict_logits
+    from liser.model import Student
+    from liser.teachers.truth import TRUTH_STRIDE_SECONDS, student_truth_scores
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    model = Student(n_classes=len(RAVDESS_EMOTIONS), n_video_classes=7).eval()
+    clips = {c: rng.normal(size=(64, 260)).astype(np.float32) for c in ("a", "b", "c", "d", "x")}  # x: no truth
+    truth = TRUTH.set_index("clip_id")["emotion"]
+    s = student_truth_scores(model, clips, truth, RAVDESS_EMOTIONS)
+    pred = predict_logits(model, [clips[c] for c in "abc"], stride_s=TRUTH_STRIDE_SECONDS).argmax(1)
+    right = sum(RAVDESS_EMOTIONS[p] == truth[c] for c, p in zip("abc", pred))
+    assert s["clips"] == 3  # d's "contempt" is no class of the student; x has no truth
+    assert s["accuracy"] == pytest.approx(right / 3)
+    assert student_truth_scores(model, {"x": clips["x"]}, truth, RAVDESS_EMOTIONS) == {}
