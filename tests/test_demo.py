@@ -47,6 +47,7 @@ def test_demo_runs_the_chain_and_writes_dashboards_from_mlflow(demo):
                  "[4/5] study demo-emodistill", "[5/5] dashboards"):
         assert step in out
     assert "Hidden-truth accuracy on the unlabeled clips: no-dstl student" in out  # the answer, in the terminal
+    assert "Table 2: configurations (test UAR over folds" in out and "vid-sp-dstl" in out.split("Table 2: configurations")[-1]
     assert (root / "data/synth/teachers/speech-fold0.npz").exists() and (root / "data/synth/teachers/video.npz").exists()
     video = TeacherOutputs.load(root / "data/synth/teachers/video.npz")  # the small DFER fitted on the face videos
     assert video.meta["teacher"] == "small-dfer" and video.meta["hidden_truth"]["column"] == "ferv_class"

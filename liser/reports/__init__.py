@@ -27,6 +27,7 @@ from liser.reports.tables import (
     confusion_matrices,
     confusion_matrix,
     fraction_curve,
+    fmt_pm,
     fraction_values,
     has_ablations,
     has_methods,
@@ -194,7 +195,10 @@ def answer_lines(tracking_uri: str, studies: list[str]) -> list[str]:
     truth exists, the teachers against the no-dstl student on the unlabeled clips."""
     data = load_studies(tracking_uri, studies)
     table = configuration_table(data)
-    lines = [f"{table.title}:"] + ["  " + line for line in table.display.to_string(index=False).splitlines()]
+    lines = [f"{table.title} (test UAR over folds; against no-dstl: change, corrected t-test p):"]
+    for row in table.data.itertuples(index=False):
+        vs = f"  {row.uar_change_pct:+.1f} %, p = {row.uar_p:.3f}" if row.baseline and row.uar_change_pct == row.uar_change_pct else ""
+        lines.append(f"  {row.dataset:<10} {row.config:<18} {fmt_pm(row.test_uar_mean, row.test_uar_std)}  ({row.n_folds} folds){vs}")
     students = student_truth_table(data)
     for s in data.studies:
         if s.teacher_runs and students is not None:

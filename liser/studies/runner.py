@@ -238,8 +238,31 @@ def run_study(
     progress: bool = True,
     log: Callable[[str], None] = print,
     where: str = "study",
+    on_running: Callable[[], None] | None = None,
 ) -> RunSummary:
-    """Run (or resume) a study to the end of its budget; return what the records hold."""
+    """Run (or resume) a study to the end of its budget; return what the records hold.
+
+    ``on_running`` is called once its first trials hold their resources (or it has nothing to run, or fails).
+    """
+    on_running = _once(on_running)
+    try:
+        return _run_study(study, tracking_uri, address, root, cache_dir, retry_failed, cpus, progress, log, where, on_running)
+    finally:
+        on_running()
+
+
+def _once(fn: Callable[[], None] | None) -> Callable[[], None]:
+    done = []
+
+    def call() -> None:
+        if fn is not None and not done:
+            done.append(True)
+            fn()
+
+    return call
+
+
+def _run_study(study, tracking_uri, address, root, cache_dir, retry_failed, cpus, progress, log, where, on_running) -> RunSummary:
     started = time.time()
     if address:
         check_ray_address(address)
@@ -261,7 +284,7 @@ def run_study(
         log(f"{study.name}: {plan.finished} trial(s) finished earlier, {plan.failed} failed, {plan.to_run} to run; MLflow experiment {ctx.experiment_id} at {uri}")
         if plan.to_run:
             try:
-                _tune(study, ctx, ostudy, plan.to_run, state, address, cpus, progress, log)
+                _tune(study, ctx, ostudy, plan.to_run, state, address, cpus, progress, log, on_running)
             finally:  # interrupted or not: nothing may stay RUNNING
                 tracking.reconcile_runs(uri, ctx.experiment_id)
                 search.reconcile(ostudy, study)
@@ -280,9 +303,12 @@ def run_side_by_side(studies: list[Study], *, where: list[str] | None = None, cp
     """Run several studies at once on one local Ray, each in a thread of its own; their summaries in order.
 
     One study alone leaves a core idle once it is down to its last trial (5 trials on 2
-    slots); side by side, the other studies' trials take it. Same numbers: every fold is
-    seeded and trains on its own threads, whatever runs beside it. Each log line is
-    prefixed with its study's name. ``kwargs`` go to :func:`run_study`.
+    slots); side by side, the other studies' trials take it. Each study starts once the one
+    before holds its first trials' resources, so put the one with the most (or longest)
+    trials first: a Tune run keeps the slots it has while it has trials left, and the later
+    studies fill the slots it frees at its end. Same numbers: every fold is seeded and
+    trains on its own threads, whatever runs beside it. Each log line is prefixed with its
+    study's name. ``kwargs`` go to :func:`run_study`.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -290,8 +316,13 @@ def run_side_by_side(studies: list[Study], *, where: list[str] | None = None, cp
     started = init_ray(None, cpus)
     pool = ThreadPoolExecutor(len(studies), thread_name_prefix="liser-study")
     try:
-        jobs = [pool.submit(run_study, st, cpus=cpus, where=w, log=lambda m, n=st.name: log(m if m.startswith(n + ":") else f"{n}: {m}"), **kwargs)
-                for st, w in zip(studies, where)]
+        jobs = []
+        for st, w in zip(studies, where):
+            running = threading.Event()
+            jobs.append(pool.submit(run_study, st, cpus=cpus, where=w, on_running=running.set,
+                                    log=lambda m, n=st.name: log(m if m.startswith(n + ":") else f"{n}: {m}"), **kwargs))
+            while not running.wait(1) and not jobs[-1].done():  # the next study queues behind this one's first trials
+                pass
         return [job.result() for job in jobs]
     finally:
         if started:  # on an error or Ctrl-C this ends the other studies' trials too, so their threads return
@@ -321,31 +352,50 @@ def dropped_lines(uri: str, experiment_id: str) -> list[str]:
 _REGISTERING = threading.Lock()
 
 
-def _registered_callback():
+_WATCHERS: dict[int, Callable[[], None]] = {}  # callback key -> on_running (kept here: an Event does not pickle)
+
+
+def _registered_callback(n_running: int, on_running: Callable[[], None]):
     from ray.tune import Callback
 
+    key = id(on_running)
+    _WATCHERS[key] = on_running
+
     class Registered(Callback):
-        """Releases the registration turn once, at the controller's setup (after the registration)."""
+        """Ends the registration turn at the controller's setup (after the registration); calls
+        ``on_running`` once ``n_running`` trials have started (they hold their resources)."""
 
         def __init__(self):
-            self._held = True
+            self._held, self._started = True, 0
 
         def setup(self, **info):
             self.release()
+
+        def on_trial_start(self, iteration, trials, trial, **info):
+            self._started += 1
+            if self._started >= n_running:
+                _notify(key)
 
         def release(self):
             if self._held:
                 self._held = False
                 _end_turn()
 
-    return Registered()  # pickled with the Tuner's state: it holds a flag, the lock stays in this module
+    return Registered()  # pickled with the Tuner's state: flags and keys only, the lock and the watchers stay in this module
+
+
+def _notify(key: int) -> None:
+    watcher = _WATCHERS.pop(key, None)
+    if watcher is not None:
+        watcher()
 
 
 def _end_turn() -> None:
     _REGISTERING.release()
 
 
-def _tune(study: Study, ctx: TrialContext, ostudy, n_trials: int, state: Path, address: str | None, cpus: int | None, progress: bool, log) -> None:
+def _tune(study: Study, ctx: TrialContext, ostudy, n_trials: int, state: Path, address: str | None, cpus: int | None, progress: bool, log,
+          on_running: Callable[[], None] = lambda: None) -> None:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
@@ -353,7 +403,7 @@ def _tune(study: Study, ctx: TrialContext, ostudy, n_trials: int, state: Path, a
 
     started_ray = init_ray(address, cpus)
     _REGISTERING.acquire()
-    registered = _registered_callback()
+    registered = _registered_callback(min(n_trials, study.max_concurrent or n_trials), on_running)
     try:
         resources = {"cpu": study.resources.cpu, "gpu": study.resources.gpu}
         trainable = tune.with_resources(tune.with_parameters(_trainable_of(study), ctx=ctx), resources)
@@ -378,6 +428,7 @@ def _tune(study: Study, ctx: TrialContext, ostudy, n_trials: int, state: Path, a
         tuner.fit()
     finally:
         registered.release()
+        _WATCHERS.pop(id(on_running), None)
         if started_ray:
             import ray
 
