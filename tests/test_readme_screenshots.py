@@ -59,6 +59,28 @@ def test_full_demo_page_renders_offline(browser, tmp_path, page, must_show):
     _keep(shot, "teachers.png" if path.stem == "teachers" else f"{path.stem}.png")
 
 
+# What a user does first in the runs table, done by clicks: close MLflow 3's assistant panel,
+# expand every trial to its fold runs, and show the UAR columns (Columns menu; the Dataset,
+# Source and Models columns, empty here, are switched off to make room). The view state
+# (columns) is the UI's own, not in the URL, so `liser ui` cannot set it.
+TRIALS_VIEW = """(() => { const t = document.body.innerText; const W = window;
+      const close = document.querySelector('button[aria-label="Close"]'); if (close && t.includes('MLflow Assistant')) close.click();
+      const ex = [...document.querySelectorAll('.ag-row button[data-component-id$="runnamecellrenderer.tsx_46"]')];
+      if (!W.__expanded && ex.length >= 5) { ex.forEach(b => b.click()); W.__expanded = 1; return [0, 'expanded']; }
+      if (W.__expanded && !W.__opened) { const b = [...document.querySelectorAll('button')].find(b => b.innerText.trim() === 'Columns'); if (b) { b.click(); W.__opened = 1; } return [0, 'opened']; }
+      if (W.__opened && !W.__picked) { const want = ['val_uar_mean', 'test_uar_mean', 'val_uar', 'test_uar', 'Dataset', 'Source', 'Models'];
+        const leaf = (root, text) => [...root.querySelectorAll('span')].filter(e => e.childElementCount === 0 && e.textContent.trim() === text);
+        let menu = leaf(document, 'val_uar_mean')[0];
+        while (menu && !(leaf(menu, 'Dataset').length && leaf(menu, 'test_uar').length)) menu = menu.parentElement;
+        if (!menu) return [0, 'no menu'];
+        const hits = want.flatMap(w => leaf(menu, w).slice(0, 1));
+        hits.forEach(e => e.click()); W.__picked = hits.length; return [0, 'picked ' + hits.length];
+      }
+      if (W.__picked && !W.__closed) { document.dispatchEvent(new KeyboardEvent('keydown', {key: 'Escape', bubbles: true})); document.body.click(); W.__closed = 1; return [0, 'closed']; }
+      return [document.querySelectorAll('.ag-row').length, String(W.__picked), document.body.innerText,
+              document.querySelectorAll('button[aria-label="Close"]').length]; })()"""
+
+
 def test_mlflow_ui_opens_the_demo_study_with_nested_fold_runs(browser, tmp_path):
     from liser.ui import free_port, wait_ready
 
@@ -72,10 +94,11 @@ def test_mlflow_ui_opens_the_demo_study_with_nested_fold_runs(browser, tmp_path)
         links = dict(line.strip()[len("study "):].split(": ", 1) for line in printed if line.strip().startswith("study "))
         assert "demo" in links, printed
         shot = tmp_path / "mlflow-ui.png"
-        load = browser.load(links["demo"], "document.body.innerText", until=lambda t: bool(t) and "-conf-vid-sp-dstl" in t and "matching runs" in t,
-                            timeout=90, screenshot=shot)
-        text = load.value or ""
+        load = browser.load(links["demo"], TRIALS_VIEW, until=lambda v: bool(v) and v[0] >= 15, timeout=90, screenshot=shot)
+        rows, picked, text, panels = load.value
+        assert picked == "7", f"the Columns menu did not offer the UAR columns ({picked})"
         assert "Model training" in text and all(f"-{c}" in text for c in ("no-dstl", "vid-dstl", "sp-dstl", "vid-sp-dstl")), text[:800]
+        assert "fold0" in text and "test_uar_mean" in text and panels == 0  # fold runs nested, UAR columns, the assistant panel closed
         _keep(shot, "mlflow-ui.png")
     finally:
         ui.terminate()
