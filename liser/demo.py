@@ -111,40 +111,34 @@ def _corpus(root: Path, s: DemoSettings, log) -> Path:
 
 
 def _teachers(synth: Path, folds: list[int], s: DemoSettings, progress: bool, log) -> Path:
-    """One speech teacher per fold (only the folds the studies use), then the output cache."""
-    from liser.corpora import load_corpus
-    from liser.folds import resolve_folds, save_folds
-    from liser.reports.teachers import report_folder, summary_lines
-    from liser.teachers.pipeline import cache_speech_outputs, cache_video_outputs
-    from liser.teachers.speech import SUMMARY_FILE, fit_speech_teachers, make_config
+    """The teachers in two lanes of one core each, then their diagnosis.
 
-    labeled = load_corpus(f"ravdess:{synth / 'ravdess'}")
-    speech_dir, out = synth / "speech-teachers", synth / "teachers"
-    building = _backbone_alongside(s, log)
-    try:
+    Speech (a spawned process): the tiny-synth backbone, one teacher per fold (only the folds
+    the studies use), their outputs over the unlabeled clips, then the unlabeled clips' face
+    crops into the shared face store (the video lane is the longer one). Video (here): the
+    small DFER, its outputs. Each lane runs one torch thread, so its numbers do not depend on which lane
+    ends first; two DFER threads beside the backbone's build ran an epoch 2.5x slower than one
+    (``benchmarks/bench_dfer.py``).
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from liser.corpora import load_corpus
+    from liser.reports.teachers import report_folder, summary_lines
+    from liser.teachers.fitting import torch_threads
+    from liser.teachers.pipeline import cache_video_outputs
+
+    out = synth / "teachers"
+    log("[2/5] teachers: speech (backbone, a teacher per fold, outputs) in a second process beside video (the small DFER, outputs)")
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        speech = pool.submit(_speech_lane, synth, tuple(folds), s)
         dfer = _video_teacher(synth, s, progress, log)
-    finally:
-        if building is not None:
-            pool, job = building
-            job.result()  # a failed build raises here, as it would inline
-            pool.shutdown()
-    cfg = make_config(backbone=s.backbone(), epochs=s.speech_epochs, threads=2)
-    all_folds = resolve_folds(labeled.manifest)  # the folds the studies make (the seeded default)
-    summary_path = speech_dir / SUMMARY_FILE
-    done = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-    fitted = {e["fold"] for e in done.get("folds", [])} if done.get("config") == cfg.model_dump() and done.get("manifest_hash") == labeled.manifest_hash() else set()
-    todo = [k for k in folds if k not in fitted]
-    if todo:
-        log(f"      fitting the speech teacher (tiny HuBERT + LoRA, {s.speech_epochs} epochs) for folds {todo}")
-        speech_dir.mkdir(parents=True, exist_ok=True)
-        save_folds(all_folds, speech_dir / "folds.json", corpus=labeled.name, manifest_hash=labeled.manifest_hash(), seed=0)
-        fit_speech_teachers(labeled, all_folds, todo, cfg, speech_dir, progress=progress)
-    else:
-        log(f"      reusing the speech teachers in {speech_dir}")
-    log("      caching teacher outputs over the unlabeled clips (speech per fold; the small DFER on the faces)")
-    unlabeled = load_corpus(f"avclips:{synth / 'avclips'}")
-    cache_speech_outputs(unlabeled, speech_dir, out, progress=progress)
-    cache_video_outputs(unlabeled, f"small:{dfer}", out, detector="synthetic", progress=progress)
+        with torch_threads(1):
+            cache_video_outputs(load_corpus(f"avclips:{synth / 'avclips'}"), f"small:{dfer}", out, detector="synthetic", progress=progress)
+        if not speech.done():
+            log("      video lane done; waiting for the speech lane")
+        for line in speech.result():  # a failed lane raises here, as it would inline
+            log(f"      {line}")
     diag, paths = report_folder(out, unlabeled=f"avclips:{synth / 'avclips'}", labeled=f"ravdess:{synth / 'ravdess'}")
     for line in summary_lines(diag):
         log(f"      {line}")
@@ -152,30 +146,40 @@ def _teachers(synth: Path, folds: list[int], s: DemoSettings, progress: bool, lo
     return out
 
 
-def _build_backbone(recipe) -> str:
-    from liser.teachers.tiny_synth import tiny_synth_backbone
+def _speech_lane(synth: Path, folds: tuple[int, ...], s: DemoSettings) -> list[str]:
+    """The speech lane of :func:`_teachers` on one thread; returns its log lines (no bars: the video lane has the terminal)."""
+    import torch
 
-    return str(tiny_synth_backbone(recipe))
-
-
-def _backbone_alongside(s: DemoSettings, log):
-    """Start building the tiny-synth backbone in a child process, or None when it is cached.
-
-    The build trains on one thread (its weights then match on any machine), so it runs on
-    the core the small DFER's fit leaves, instead of before it (about 40 s of a cold demo).
-    """
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
+    from liser.corpora import load_corpus
+    from liser.folds import resolve_folds, save_folds
+    from liser.teachers.faces import FaceStore, extract_corpus_faces
+    from liser.teachers.pipeline import cache_speech_outputs
+    from liser.teachers.speech import fit_speech_teachers, make_config
     from liser.teachers.tiny_synth import TINY_SYNTH, tiny_synth_built
 
-    recipe = s.recipe()
-    log("[2/5] teachers: the video teacher, then a speech teacher per fold")
-    if tiny_synth_built(recipe):
-        return None
-    log(f"      building the {TINY_SYNTH} speech backbone ({recipe.steps} steps, one core) alongside the video teacher")
-    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-    return pool, pool.submit(_build_backbone, recipe)
+    torch.set_num_threads(1)
+    started, recipe = time.time(), s.recipe()
+    lines = [] if tiny_synth_built(recipe) else [f"speech: building the {TINY_SYNTH} backbone ({recipe.steps} steps)"]
+    cfg = make_config(backbone=s.backbone(), epochs=s.speech_epochs, threads=1)
+    labeled = load_corpus(f"ravdess:{synth / 'ravdess'}")
+    speech_dir = synth / "speech-teachers"
+    all_folds = resolve_folds(labeled.manifest)  # the folds the studies make (the seeded default)
+    speech_dir.mkdir(parents=True, exist_ok=True)
+    save_folds(all_folds, speech_dir / "folds.json", corpus=labeled.name, manifest_hash=labeled.manifest_hash(), seed=0)
+    fit_speech_teachers(labeled, all_folds, list(folds), cfg, speech_dir, progress=False, log=lambda m: lines.append(f"speech: {m}"))
+    unlabeled = load_corpus(f"avclips:{synth / 'avclips'}")
+    cache_speech_outputs(unlabeled, speech_dir, synth / "teachers", progress=False)
+    lines.append(f"speech: outputs over the unlabeled clips cached ({time.time() - started:.0f} s)")
+    faces = extract_corpus_faces(unlabeled, FaceStore(detector="synthetic", size=_dfer_config(s).size), progress=False)
+    lines.append(f"speech lane: the unlabeled clips' faces stored for the video lane ({faces.get('computed', 0)} computed; {time.time() - started:.0f} s in this lane)")
+    return lines
+
+
+def _dfer_config(s: DemoSettings):
+    """The small DFER's settings: one thread, so its weights do not depend on the other lane."""
+    from liser.teachers.small_dfer import make_dfer_config
+
+    return make_dfer_config(epochs=s.dfer_epochs, detector="prealigned", threads=1)
 
 
 def _video_teacher(synth: Path, s: DemoSettings, progress: bool, log) -> Path:
@@ -185,10 +189,10 @@ def _video_teacher(synth: Path, s: DemoSettings, progress: bool, log) -> Path:
     few clips (README, "The demo's teachers on the clips they teach on"); a DFER fitted on the corpus's
     FERV39k stand-in is what a user would do with FERV39k itself.
     """
-    from liser.teachers.small_dfer import fit_small_dfer, fitted_with, make_dfer_config
+    from liser.teachers.small_dfer import fit_small_dfer, fitted_with
 
     path = synth / "video-teacher" / "small-dfer"
-    cfg = make_dfer_config(epochs=s.dfer_epochs, detector="prealigned")
+    cfg = _dfer_config(s)
     if fitted_with(path, cfg, s.face_videos):
         log(f"      reusing the small DFER video teacher {path}")
         return path
