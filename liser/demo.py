@@ -116,9 +116,9 @@ def _teachers(synth: Path, folds: list[int], s: DemoSettings, progress: bool, lo
     Speech (a spawned process): the tiny-synth backbone, one teacher per fold (only the folds
     the studies use), their outputs over the unlabeled clips, then the unlabeled clips' face
     crops into the shared face store (the video lane is the longer one). Video (here): the
-    small DFER, its outputs. Each lane runs one torch thread, so its numbers do not depend on which lane
-    ends first; two DFER threads beside the backbone's build ran an epoch 2.5x slower than one
-    (``benchmarks/bench_dfer.py``).
+    small DFER, its outputs. Each lane runs one torch thread, so its numbers do not depend on
+    which lane ends first; two DFER threads beside a busy core run an epoch about twice as slow
+    as one (``benchmarks/bench_dfer.py``).
     """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor

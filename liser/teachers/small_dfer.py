@@ -42,7 +42,7 @@ class SmallDFERNet(nn.Module):
     the frame logits over the window's faces (mask True), i.e. temporal mean pooling.
     Each frame is standardised (zero mean, unit variance) first, so lighting and skin
     tone matter less. It has no motion model: expressions here are held, not transient.
-    The convolutions run channels-last: 9.8 s against 12.3 s per demo epoch on one CPU
+    The convolutions run channels-last: 9.0 s against 12.3 s per demo epoch on one CPU
     thread (``benchmarks/bench_dfer.py``).
     """
 
