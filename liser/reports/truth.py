@@ -44,17 +44,25 @@ def student_truth_table(data: StudyData) -> Table | None:
 
 
 def truth_sentence(teachers: pd.DataFrame, students: Table | None) -> str:
-    """One line a reader can act on: each teacher's hidden-truth accuracy against the no-dstl student's, with all labels."""
+    """One line a reader can act on: each teacher's hidden-truth accuracy against the no-dstl student's, with all labels.
+
+    A teacher is "above" or "below" the student only by more than the no-dstl students'
+    spread over folds (their std; none with one fold): a gap inside it is "level with it",
+    since a teacher that no fold's student clearly trails has little to teach (eq. 4).
+    """
     if students is None or "truth_accuracy" not in teachers or teachers["truth_accuracy"].isna().all():
         return ""
     base = students.data[(students.data["config"] == "no-dstl") & (students.data["labeled_fraction"] == 1.0)]
     if base.empty:
         return ""
     level = float(base["truth_accuracy_mean"].mean())
+    spread = float(np.nan_to_num(base["truth_accuracy_std"].mean())) if "truth_accuracy_std" in base else 0.0
     parts = []
     by = "kind" if "kind" in teachers else "file"
     for kind, g in teachers.dropna(subset=["truth_accuracy"]).groupby(by, sort=False):
         acc = float(g["truth_accuracy"].mean())
         files = f", mean of {len(g)} files" if len(g) > 1 else ""
-        parts.append(f"{kind} {acc:.3f} ({'above' if acc > level else 'not above'} it{files})")
-    return f"Hidden-truth accuracy on the unlabeled clips: no-dstl student {level:.3f}; teachers {', '.join(parts)}."
+        side = "above" if acc - level > spread else "below" if level - acc > spread else "level with"
+        parts.append(f"{kind} {acc:.3f} ({side} it{files})")
+    within = f" ± {spread:.3f} over folds" if spread > 0 else ""
+    return f"Hidden-truth accuracy on the unlabeled clips: no-dstl student {level:.3f}{within}; teachers {', '.join(parts)}."
