@@ -23,6 +23,7 @@ from liser.storage import write_text_atomic
 STUDY_FILES = ("demo.yaml", "demo-fraction.yaml")
 METHODS = ("liser", "emodistill", "nsl")
 METHOD_STUDIES = {"emodistill": "demo-emodistill.yaml", "nsl": "demo-nsl.yaml"}
+FACE_DETECTOR = "synthetic"  # the unlabeled clips' faces, cut where the generator drew them
 # The default demo's configurations of demo.yaml: Table 2's. ``--full`` adds Table 3's
 # distill-ce and two-stage-train (about 6 more minutes on 2 cores, README).
 TABLE2 = ("no-dstl", "vid-dstl", "sp-dstl", "vid-sp-dstl", "conf-vid-sp-dstl")
@@ -134,7 +135,7 @@ def _teachers(synth: Path, folds: list[int], s: DemoSettings, progress: bool, lo
         speech = pool.submit(_speech_lane, synth, tuple(folds), s)
         dfer = _video_teacher(synth, s, progress, log)
         with torch_threads(1):
-            cache_video_outputs(load_corpus(f"avclips:{synth / 'avclips'}"), f"small:{dfer}", out, detector="synthetic", progress=progress)
+            cache_video_outputs(load_corpus(f"avclips:{synth / 'avclips'}"), f"small:{dfer}", out, detector=FACE_DETECTOR, progress=progress)
         if not speech.done():
             log("      video lane done; waiting for the speech lane")
         for line in speech.result():  # a failed lane raises here, as it would inline
@@ -170,16 +171,10 @@ def _speech_lane(synth: Path, folds: tuple[int, ...], s: DemoSettings) -> list[s
     unlabeled = load_corpus(f"avclips:{synth / 'avclips'}")
     cache_speech_outputs(unlabeled, speech_dir, synth / "teachers", progress=False)
     lines.append(f"speech: outputs over the unlabeled clips cached ({time.time() - started:.0f} s)")
-    faces = extract_corpus_faces(unlabeled, FaceStore(detector="synthetic", size=_dfer_config(s).size), progress=False)
+    # the store cache_video_outputs reads (its VideoOutputs builds the same one), so the video lane finds every face
+    faces = extract_corpus_faces(unlabeled, FaceStore(detector=FACE_DETECTOR), progress=False)
     lines.append(f"speech lane: the unlabeled clips' faces stored for the video lane ({faces.get('computed', 0)} computed; {time.time() - started:.0f} s in this lane)")
     return lines
-
-
-def _dfer_config(s: DemoSettings):
-    """The small DFER's settings: one thread, so its weights do not depend on the other lane."""
-    from liser.teachers.small_dfer import make_dfer_config
-
-    return make_dfer_config(epochs=s.dfer_epochs, detector="prealigned", threads=1)
 
 
 def _video_teacher(synth: Path, s: DemoSettings, progress: bool, log) -> Path:
@@ -189,10 +184,10 @@ def _video_teacher(synth: Path, s: DemoSettings, progress: bool, log) -> Path:
     few clips (README, "The demo's teachers on the clips they teach on"); a DFER fitted on the corpus's
     FERV39k stand-in is what a user would do with FERV39k itself.
     """
-    from liser.teachers.small_dfer import fit_small_dfer, fitted_with
+    from liser.teachers.small_dfer import fit_small_dfer, fitted_with, make_dfer_config
 
     path = synth / "video-teacher" / "small-dfer"
-    cfg = _dfer_config(s)
+    cfg = make_dfer_config(epochs=s.dfer_epochs, detector="prealigned", threads=1)  # one thread: weights independent of the other lane
     if fitted_with(path, cfg, s.face_videos):
         log(f"      reusing the small DFER video teacher {path}")
         return path

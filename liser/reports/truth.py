@@ -56,7 +56,7 @@ def truth_sentence(teachers: pd.DataFrame, students: Table | None) -> str:
     if base.empty:
         return ""
     level = float(base["truth_accuracy_mean"].mean())
-    spread = float(np.nan_to_num(base["truth_accuracy_std"].mean())) if "truth_accuracy_std" in base else 0.0
+    spread = float(np.nan_to_num(base["truth_accuracy_std"].mean()))
     parts = []
     by = "kind" if "kind" in teachers else "file"
     for kind, g in teachers.dropna(subset=["truth_accuracy"]).groupby(by, sort=False):
