@@ -23,11 +23,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from liser.synth.face_videos import generate_face_videos
 from liser.teachers.faces import FaceStore
-from liser.teachers.small_dfer import SmallDFERNet, _augment, _face_tracks, _random_faces, _random_starts, _to_input, read_video_table
+from liser.teachers.small_dfer import SmallDFERNet, face_tracks, read_video_table, train_step, training_windows
 from liser.teachers.video import MIN_FACES
 
 DEMO_SAMPLES = 336 * 12  # the demo's training windows per epoch
@@ -47,23 +46,14 @@ def epoch_seconds(tracks, labels, *, channels_last: bool, threads: int, steps: i
     torch.set_num_threads(threads)
     rng = np.random.default_rng(0)
     torch.manual_seed(0)
-    net = SmallDFERNet()
-    if not channels_last:  # the layout before this benchmark: plain NCHW weights and inputs
-        net.frames.to(memory_format=torch.contiguous_format)
-        net.frame_logits = lambda x: net.head(net.frames((x - x.mean((1, 2, 3), keepdim=True)) / (x.std((1, 2, 3), keepdim=True) + 1e-3)))
+    net = SmallDFERNet(channels_last=channels_last)  # False: the plain NCHW layout before this benchmark
     optim = torch.optim.AdamW(net.parameters(), lr=3e-3)
-    samples = [(c, s) for c in range(len(tracks)) for s in _random_starts(tracks[c], 12, MIN_FACES, rng)]
+    samples = training_windows(tracks, range(len(tracks)), 12, MIN_FACES, rng)
     t0, done = 0.0, 0
     for i in range(5 + steps):
         if i == 5:
             t0, done = time.perf_counter(), 0
-        chosen = [samples[j] for j in rng.integers(0, len(samples), batch)]
-        x = _augment(_to_input(np.stack([_random_faces(tracks[c], s, 4, rng) for c, s in chosen])), rng)
-        target = torch.as_tensor(labels[[c for c, _ in chosen]]).repeat_interleave(x.shape[1])
-        loss = F.cross_entropy(net.frame_logits(x.flatten(0, 1)), target)
-        optim.zero_grad()
-        loss.backward()
-        optim.step()
+        train_step(net, optim, tracks, labels, [samples[j] for j in rng.integers(0, len(samples), batch)], 4, rng)
         done += batch
     return (time.perf_counter() - t0) / done * DEMO_SAMPLES
 
@@ -76,7 +66,7 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         generate_face_videos(Path(tmp) / "fv", n_clips=args.videos, seed=0)
-        tracks, labels, _, _ = _face_tracks(read_video_table(Path(tmp) / "fv"), FaceStore(Path(tmp) / "faces", detector="prealigned", size=64), MIN_FACES, False)
+        tracks, labels, _, _ = face_tracks(read_video_table(Path(tmp) / "fv"), FaceStore(Path(tmp) / "faces", detector="prealigned", size=64), MIN_FACES)
     settings = [(layout, threads) for layout in ("nchw", "channels-last") for threads in (1, 2)]
     results: dict[tuple, list[float]] = {}
     for busy in (False, True):

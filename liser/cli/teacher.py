@@ -59,10 +59,12 @@ def teacher_video() -> None:
 @teacher_video.command("faces")
 @click.option("--unlabeled", required=True, help=UNLABELED_HELP)
 @click.option("--detector", default="opencv", show_default=True, help="a DeepFace detector, or prealigned for pre-cropped faces")
+@click.option("--size", default=64, show_default=True, type=click.IntRange(16, 512),
+              help="crop side in pixels: a small DFER reads crops of the size it was trained on (its .json's size)")
 @cache_dir_option("cache root; faces go to CACHE/faces (default $LISER_CACHE or ~/.cache/liser)")
 @pool_options
 @quiet_option
-def teacher_video_faces(unlabeled, detector, cache_dir, workers, gpus_per_worker, address, quiet) -> None:
+def teacher_video_faces(unlabeled, detector, size, cache_dir, workers, gpus_per_worker, address, quiet) -> None:
     """Detect, align and crop the face in every frame with DeepFace; stored once per clip (in parallel with --workers)."""
     from liser.corpora import load_corpus
     from liser.teachers.faces import FaceStore, extract_corpus_faces
@@ -71,7 +73,7 @@ def teacher_video_faces(unlabeled, detector, cache_dir, workers, gpus_per_worker
         corpus = load_corpus(unlabeled)
     except (ValueError, FileNotFoundError) as exc:
         fail(exc)
-    store = FaceStore(None if cache_dir is None else cache_dir / "faces", detector=detector)
+    store = FaceStore(None if cache_dir is None else cache_dir / "faces", detector=detector, size=size)
     counts = extract_corpus_faces(corpus, store, progress=not quiet, pool=make_pool(workers, gpus_per_worker, address))
     click.echo(
         f"{counts['clips']} clips: {counts['computed']} extracted, {counts['from_cache']} from cache; "

@@ -87,7 +87,8 @@ class VideoOutputs(ClipTask):
 
         if self._teacher is None:
             self._teacher = load_video_teacher(self.source)
-            self._store = FaceStore(self.faces_root, detector=self.detector)
+            size = getattr(self._teacher, "face_size", None)  # a small DFER needs its own crop size; FER resizes any
+            self._store = FaceStore(self.faces_root, detector=self.detector, **({"size": size} if size else {}))
         return self._teacher, self._store
 
     def __call__(self, paths: list[Path]) -> list:

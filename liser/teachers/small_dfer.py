@@ -43,10 +43,12 @@ class SmallDFERNet(nn.Module):
     Each frame is standardised (zero mean, unit variance) first, so lighting and skin
     tone matter less. It has no motion model: expressions here are held, not transient.
     The convolutions run channels-last: 9.0 s against 12.3 s per demo epoch on one CPU
-    thread (``benchmarks/bench_dfer.py``).
+    thread (``benchmarks/bench_dfer.py``, which builds ``channels_last=False`` to compare).
     """
 
-    def __init__(self, n_classes: int = N_FERV, width: int = 16, embed: int = 128, size: int = 64, dropout: float = 0.2) -> None:
+    def __init__(
+        self, n_classes: int = N_FERV, width: int = 16, embed: int = 128, size: int = 64, dropout: float = 0.2, channels_last: bool = True
+    ) -> None:
         super().__init__()
         if size % 16:
             raise TeacherError(f"crop size must be a multiple of 16, got {size}")
@@ -55,14 +57,16 @@ class SmallDFERNet(nn.Module):
         for cin, cout in zip(chans[:-1], chans[1:]):
             blocks += [nn.Conv2d(cin, cout, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
         flat = chans[-1] * (size // 16) ** 2  # four stride-2 convolutions
+        self.size = size
         self.frames = nn.Sequential(*blocks, nn.Flatten(), nn.Dropout(dropout), nn.Linear(flat, embed), nn.ReLU(inplace=True))
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(embed, n_classes))
-        self.frames.to(memory_format=torch.channels_last)  # load_state_dict keeps the layout
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.frames.to(memory_format=self.memory_format)  # load_state_dict keeps the layout
 
     def frame_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Logits [n, 7] of single frames x [n, 3, h, w]."""
         x = (x - x.mean((1, 2, 3), keepdim=True)) / (x.std((1, 2, 3), keepdim=True) + 1e-3)
-        x = x.contiguous(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=self.memory_format)
         return self.head(self.frames(x))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -87,6 +91,7 @@ class SmallDFER:
     def __init__(self, net: SmallDFERNet, meta: dict, checkpoint_hash: str = "", path: Path | None = None) -> None:
         self.net, self.meta, self.checkpoint_hash, self.path = net.eval(), meta, checkpoint_hash, path
         self.min_faces = int(meta.get("min_faces", MIN_FACES))
+        self.face_size = int(meta.get("size", net.size))  # the crops it was trained on: a face store's size
         self.name = str(meta.get("name", "small-dfer"))
 
     def save(self, path: str | Path) -> Path:
@@ -137,8 +142,8 @@ class SmallDFER:
     def predict_windows_batch(self, tracks: list[FaceTrack], batch_size: int = 64) -> list[tuple[np.ndarray, np.ndarray]]:
         """The 16-frame windows of several tracks, batched through the network together."""
         for track in tracks:
-            if track.size != self.meta.get("size", track.size):
-                raise TeacherError(f"track crops are {track.size}px but this model was trained on {self.meta['size']}px")
+            if track.size != self.face_size:
+                raise TeacherError(f"track crops are {track.size}px but this model was trained on {self.face_size}px")
         found = [windows(t, self.min_faces) for t in tracks]
         outs = [np.full((len(starts), N_FERV), 1.0 / N_FERV, np.float32) for starts, _ in found]
         jobs = [(i, int(w)) for i, (_, valid) in enumerate(found) for w in np.flatnonzero(valid)]
@@ -264,7 +269,7 @@ def make_dfer_config(**fields) -> SmallDFERConfig:
         raise TeacherError(f"invalid small DFER configuration: {problems}") from None
 
 
-def _face_tracks(table: pd.DataFrame, store: FaceStore, min_faces: int, progress: bool):
+def face_tracks(table: pd.DataFrame, store: FaceStore, min_faces: int, progress: bool = False):
     """(tracks, labels, kept rows, skips) of a labeled video table; a video without a usable window is a counted skip."""
     tracks, labels, keep, skipped = [], [], [], []
     rows = tqdm(table.itertuples(index=False), total=len(table), desc="dfer faces", unit="clip", disable=not progress)
@@ -312,7 +317,7 @@ def fit_small_dfer(
     torch.manual_seed(cfg.seed)
     table = read_video_table(videos)
     store = store or FaceStore(detector=cfg.detector, size=cfg.size)
-    tracks, y, keep, skipped = _face_tracks(table, store, cfg.min_faces, progress)
+    tracks, y, keep, skipped = face_tracks(table, store, cfg.min_faces, progress)
     if len(tracks) < 2:
         raise TeacherError(f"only {len(tracks)} usable labeled video(s); need at least 2 (skipped: {skipped[:5]})")
     if any(t.size != cfg.size for t in tracks):
@@ -331,20 +336,13 @@ def fit_small_dfer(
 
     def train_epoch(epoch: int) -> dict:
         net.train()
-        samples = [(c, s) for c in train_idx for s in _random_starts(tracks[c], cfg.windows_per_clip, cfg.min_faces, rng)]
+        samples = training_windows(tracks, train_idx, cfg.windows_per_clip, cfg.min_faces, rng)
         order = rng.permutation(len(samples))
         losses = []
         for lo in range(0, len(order), cfg.batch_size):
             batch = [samples[j] for j in order[lo : lo + cfg.batch_size]]
-            crops = np.stack([_random_faces(tracks[c], s, cfg.frames_per_window, rng) for c, s in batch])
-            x = _augment(_to_input(crops), rng)  # [b, frames_per_window, 3, h, w]
-            target = torch.as_tensor(y[[c for c, _ in batch]]).repeat_interleave(x.shape[1])
-            loss = F.cross_entropy(net.frame_logits(x.flatten(0, 1)), target)  # every face frame shows the clip's class
-            optim.zero_grad()
-            loss.backward()
-            optim.step()
+            losses.append(train_step(net, optim, tracks, y, batch, cfg.frames_per_window, rng))
             sched.step()
-            losses.append(loss.item())
         return {"train_loss": float(np.mean(losses))}
 
     def validate() -> tuple[tuple[float, float], dict]:
@@ -382,6 +380,30 @@ def fit_small_dfer(
     model = SmallDFER(net, meta)
     weights = model.save(out_path)
     return dict(model.meta, path=str(weights), meta_path=str(_checkpoint_paths(out_path)[1]))
+
+
+def training_windows(tracks: list[FaceTrack], clips, per_clip: int, min_faces: int, rng: np.random.Generator) -> list[tuple[int, int]]:
+    """One epoch's samples: ``per_clip`` random (clip, window start) pairs for each of ``clips``."""
+    return [(int(c), s) for c in clips for s in _random_starts(tracks[c], per_clip, min_faces, rng)]
+
+
+def train_step(
+    net: SmallDFERNet, optim: torch.optim.Optimizer, tracks: list[FaceTrack], labels: np.ndarray,
+    batch: list[tuple[int, int]], frames_per_window: int, rng: np.random.Generator,
+) -> float:
+    """One optimiser step on a batch of (clip, window start) pairs; returns the loss.
+
+    Each window gives ``frames_per_window`` random face frames, augmented together, and every
+    frame is trained to its clip's class (the model averages frame logits over a window).
+    """
+    crops = np.stack([_random_faces(tracks[c], s, frames_per_window, rng) for c, s in batch])
+    x = _augment(_to_input(crops), rng)  # [b, frames_per_window, 3, h, w]
+    target = torch.as_tensor(labels[[c for c, _ in batch]]).repeat_interleave(x.shape[1])
+    loss = F.cross_entropy(net.frame_logits(x.flatten(0, 1)), target)
+    optim.zero_grad()
+    loss.backward()
+    optim.step()
+    return loss.item()
 
 
 def _random_starts(track: FaceTrack, n: int, min_faces: int, rng: np.random.Generator) -> list[int]:

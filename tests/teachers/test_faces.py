@@ -182,3 +182,23 @@ def test_extract_corpus_faces_counts(tmp_path):
     again = extract_corpus_faces(corpus, store, progress=False)
     assert again["from_cache"] == 2 and again["computed"] == 0 and len(again["skipped"]) == 1  # reason remembered
     assert isinstance(pd.DataFrame(again["skipped"]), pd.DataFrame)
+
+
+def test_cli_faces_stores_crops_of_the_asked_size(synth_root, tmp_path):
+    """`liser teacher video faces --size 32` fills the store a 32 px small DFER reads."""
+    from click.testing import CliRunner
+
+    from liser.cli import main
+    from liser.corpora import load_corpus
+
+    spec = f"avclips:{synth_root / 'avclips'}"
+    args = ["teacher", "video", "faces", "--unlabeled", spec, "--detector", "synthetic", "--size", "32", "--cache-dir", str(tmp_path), "-q"]
+    result = CliRunner().invoke(main, args)
+    n = len(load_corpus(spec).manifest)
+    assert result.exit_code == 0, result.output
+    assert f"{n} clips: {n} extracted, 0 from cache" in result.output
+    store = FaceStore(tmp_path / "faces", detector="synthetic", size=32)
+    tracks = [store.get(p) for p in load_corpus(spec).manifest["video_path"]]
+    assert store.stats == {"computed": 0, "cached": n} and {t.crops.shape[1:] for t in tracks} == {(32, 32, 3)}
+    bad = CliRunner().invoke(main, args[:-3] + ["--size", "8"])
+    assert bad.exit_code == 2 and "--size" in bad.output

@@ -12,8 +12,11 @@ import torch
 from liser.constants import FERV39K_CLASSES
 from liser.errors import CheckpointError, TeacherError
 from liser.teachers.faces import FaceStore
-from liser.teachers.small_dfer import SmallDFER, fit_small_dfer, fitted_with, make_dfer_config
-from liser.teachers.video import to_teacher_outputs
+from liser.targets import TeacherOutputs
+from liser.teachers.small_dfer import (
+    SmallDFER, SmallDFERNet, face_tracks, fit_small_dfer, fitted_with, make_dfer_config, read_video_table, train_step, training_windows,
+)
+from liser.teachers.video import MIN_FACES, to_teacher_outputs
 
 
 @pytest.fixture(scope="module")
@@ -138,3 +141,49 @@ def test_windows_of_several_clips_batch_together_and_equal_one_clip_at_a_time(sm
         alone, alone_valid = model.predict_windows(track, batch_size=3)
         assert np.array_equal(valid, alone_valid)
         np.testing.assert_allclose(probs, alone, atol=1e-5)
+
+
+def test_the_nchw_layout_gives_the_channels_last_logits():
+    """bench_dfer compares the two layouts; they must compute the same function."""
+    torch.manual_seed(0)
+    last, plain = SmallDFERNet(), SmallDFERNet(channels_last=False)
+    plain.load_state_dict(last.state_dict())
+    assert not plain.frames[0].weight.is_contiguous(memory_format=torch.channels_last)
+    x, mask = torch.rand(3, 16, 3, 64, 64) - 0.5, torch.ones(3, 16, dtype=torch.bool)
+    torch.testing.assert_close(plain.eval()(x, mask), last.eval()(x, mask), atol=1e-5, rtol=1e-4)
+
+
+def test_public_training_step_learns_the_windows_it_is_given(small_dfer):
+    """face_tracks -> training_windows -> train_step: the step fit_small_dfer runs, usable alone."""
+    root, _, store, _ = small_dfer
+    tracks, labels, keep, skipped = face_tracks(read_video_table(root / "fv"), store, MIN_FACES)
+    assert len(tracks) == len(labels) == len(keep) == 70 and skipped == []
+    rng = np.random.default_rng(0)
+    samples = training_windows(tracks, range(8), 2, MIN_FACES, rng)
+    assert len(samples) == 16 and {c for c, _ in samples} == set(range(8))
+    assert all(tracks[c].found[s : s + 16].sum() >= MIN_FACES for c, s in samples)
+    torch.manual_seed(0)
+    net = SmallDFERNet()
+    optim = torch.optim.AdamW(net.parameters(), lr=3e-3)
+    before = [p.detach().clone() for p in net.parameters()]
+    losses = [train_step(net.train(), optim, tracks, labels, samples, 4, rng) for _ in range(25)]
+    assert all(np.isfinite(losses)) and any(not torch.equal(a, b) for a, b in zip(before, net.parameters()))
+    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])  # 16 windows, memorised
+
+
+def test_video_outputs_read_crops_of_the_small_dfers_own_size(synth_root, tmp_path):
+    """A DFER fitted on 32 px crops gets 32 px crops from the teacher cache (the face store used to be 64 px always)."""
+    from liser.corpora import load_corpus
+    from liser.synth.face_videos import generate_face_videos
+    from liser.teachers.pipeline import cache_video_outputs
+
+    generate_face_videos(tmp_path / "fv", n_clips=14, seed=0)
+    store = FaceStore(tmp_path / "faces", detector="prealigned", size=32)
+    result = fit_small_dfer(tmp_path / "fv", tmp_path / "dfer32", make_dfer_config(epochs=1, size=32, threads=1), store=store, progress=False)
+    assert SmallDFER.load(result["path"]).face_size == 32
+    unlabeled = load_corpus(f"avclips:{synth_root / 'avclips'}")
+    path, _ = cache_video_outputs(unlabeled, f"small:{result['path']}", tmp_path / "out", detector="synthetic",
+                                  cache_dir=tmp_path / "cache", progress=False)
+    outputs = TeacherOutputs.load(path)
+    assert outputs.meta["settings"]["face_size"] == 32 and set(outputs.clip_ids) == set(unlabeled.manifest["clip_id"])
+    assert outputs.valid.any()
