@@ -65,7 +65,12 @@ def recipe_with(overrides: list[str]) -> tiny_synth.TinySynthRecipe:
         if key not in kinds:
             raise SystemExit(f"--recipe {item}: unknown key; TinySynthRecipe has {sorted(kinds)}")
         kind = kinds[key]
-        changes[key] = tuple(float(v) for v in value.split(",")) if kind is tuple else kind(value)
+        if kind is bool:
+            if value.lower() not in ("true", "false", "1", "0"):
+                raise SystemExit(f"--recipe {item}: {key} is true or false")
+            changes[key] = value.lower() in ("true", "1")
+        else:
+            changes[key] = tuple(float(v) for v in value.split(",")) if kind is tuple else kind(value)
     return replace(recipe, **changes)
 
 

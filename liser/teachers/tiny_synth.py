@@ -70,6 +70,7 @@ class TinySynthRecipe:
     lr: float = 1e-3
     crop_seconds: tuple[float, ...] = (0.5,)  # the teacher's segment length; one length per batch
     prosody_weight: float = 1.0  # of the prosody regression, next to the emotion cross-entropy
+    normalize: bool = True  # zero-mean unit-variance crops, as HuBERT's feature extractor asks; False keeps loudness
     seed: int = 0
 
     def hubert_config(self) -> HubertConfig:
@@ -96,7 +97,10 @@ class TinySynthRecipe:
         )
 
     def key(self) -> str:
-        text = json.dumps({"recipe": asdict(self), "version": _TINY_SYNTH_VERSION}, sort_keys=True)
+        recipe = asdict(self)
+        if self.normalize:  # the default, left out so that builds from before the field keep their key
+            del recipe["normalize"]
+        text = json.dumps({"recipe": recipe, "version": _TINY_SYNTH_VERSION}, sort_keys=True)
         return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
@@ -232,7 +236,8 @@ def _pretrain_tiny(recipe: TinySynthRecipe, out: Path, progress: bool) -> dict:
         idx = rng.integers(0, len(waves), recipe.batch_size)
         x = crop_batch([waves[i] for i in idx], float(rng.choice(recipe.crop_seconds)), rng, normalize=False)
         heard = (x.pow(2).mean(1).sqrt() > 0.3 * torch.from_numpy(loudness[idx])).float()  # mostly speech, not room noise
-        x = (x - x.mean(1, keepdim=True)) / torch.sqrt(x.var(1, unbiased=False, keepdim=True) + 1e-7)  # as normalize_wave
+        if recipe.normalize:
+            x = (x - x.mean(1, keepdim=True)) / torch.sqrt(x.var(1, unbiased=False, keepdim=True) + 1e-7)  # as normalize_wave
         y = torch.as_tensor(labels[idx])
         loss_fn = partial(_emotion_and_prosody_loss, prosody=torch.from_numpy(prosody[idx]), heard=heard, weight=recipe.prosody_weight)
         _, logits = step_logits(model, optimizer, x, y, loss_fn)
@@ -243,7 +248,7 @@ def _pretrain_tiny(recipe: TinySynthRecipe, out: Path, progress: bool) -> dict:
             errors.append(float(((logits[:, k:] - torch.from_numpy(prosody[idx])) ** 2).mean()))
     with quiet_transformers():
         model.hubert.save_pretrained(out)  # the backbone alone, as a hub HuBERT checkpoint is
-        Wav2Vec2FeatureExtractor(sampling_rate=SAMPLE_RATE, do_normalize=True, return_attention_mask=False).save_pretrained(out)
+        Wav2Vec2FeatureExtractor(sampling_rate=SAMPLE_RATE, do_normalize=recipe.normalize, return_attention_mask=False).save_pretrained(out)
     return {
         "recipe": asdict(recipe),
         "version": _TINY_SYNTH_VERSION,

@@ -17,7 +17,7 @@ import torch
 from transformers import BertConfig, BertModel, HubertConfig, HubertModel, Wav2Vec2FeatureExtractor
 
 from liser.audio import load_audio
-from liser.constants import SAMPLE_RATE
+from liser.constants import RAVDESS_EMOTIONS, SAMPLE_RATE
 from liser.corpora import load_corpus
 from liser.evaluate import uar
 from liser.folds import Fold, make_folds
@@ -185,6 +185,23 @@ def test_tiny_synth_is_built_once_and_loads_like_a_checkpoint(monkeypatch, corpu
     pretrain_f0 = {draw_speaker(np.random.default_rng([0, 999, i]), i % 2 == 0).f0_hz for i in range(MINI_RECIPE.speakers)}
     actor_f0 = {actor_speaker(0, a).f0_hz for a in range(1, 6)}
     assert not pretrain_f0 & actor_f0
+
+
+def test_tiny_synth_without_normalisation_keeps_loudness_end_to_end(tmp_path):
+    """normalize=False: a folder of its own, a feature extractor that says so, and a backbone the
+    teacher then feeds raw waves (the default's key is unchanged by the field)."""
+    import hashlib
+    from dataclasses import asdict
+
+    before = {k: v for k, v in asdict(TinySynthRecipe()).items() if k != "normalize"}  # the recipe before the field
+    text = json.dumps({"recipe": before, "version": tiny_synth._TINY_SYNTH_VERSION}, sort_keys=True)
+    assert TinySynthRecipe().key() == hashlib.sha1(text.encode()).hexdigest()[:12]  # builds cached before it stay valid
+    raw = replace(MINI_RECIPE, normalize=False)
+    path = tiny_synth.tiny_synth_backbone(raw, cache_dir=tmp_path)
+    assert path != tiny_synth.tiny_synth_backbone(MINI_RECIPE, cache_dir=tmp_path)
+    assert json.loads((path / "preprocessor_config.json").read_text())["do_normalize"] is False
+    _, info = speech.load_backbone(str(path), RAVDESS_EMOTIONS)
+    assert info.normalize is False
 
 
 def test_tiny_synth_prosody_targets_describe_the_audio():
