@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 
 from liser.configs import make_config
-from liser.constants import CROP_FRAMES, N_MELS
+from liser.constants import N_MELS
 from liser.corpora.manifest import Corpus, make_manifest
 from liser.data import CorpusData, load_corpus_data, random_crop
 from liser.evaluate import fit_frames, predict_logits, window_starts

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from liser.audio import AudioError, audio_info
+from liser.audio import audio_info
 from liser.constants import CREMAD_CODES, CREMAD_EMOTIONS
 from liser.corpora.manifest import Corpus, find_media, SkipFile, make_manifest, make_skips, read_files
 from liser.errors import DataError, InputNotFound

@@ -42,7 +42,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from liser.audio import AudioError, audio_info
+from liser.audio import audio_info
 from liser.constants import RAVDESS_EMOTIONS
 from liser.corpora.manifest import Corpus, find_media, SkipFile, make_manifest, make_skips, read_files
 from liser.errors import InputNotFound

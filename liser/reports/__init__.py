@@ -16,6 +16,7 @@ from pathlib import Path
 
 from liser.reports import figures, html
 from liser.reports.formats import write_table
+from liser.reports.grids import is_search, knob_grid, knob_grids, knob_groups, lambda_grid, optimisation_history
 from liser.reports.importance import param_importances
 from liser.reports.runs import StudyData, StudyNotFound, load_confusion, load_studies, load_teacher_summary
 from liser.reports.stats import TEST_NAME, compare_folds, corrected_ttest, relative_change
@@ -31,13 +32,7 @@ from liser.reports.tables import (
     fraction_values,
     has_ablations,
     has_methods,
-    is_search,
-    knob_grid,
-    knob_grids,
-    knob_groups,
-    lambda_grid,
     methods_table,
-    optimisation_history,
     select_trials,
 )
 

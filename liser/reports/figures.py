@@ -12,7 +12,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import hex_to_rgb, qualitative
 
-from liser.reports.tables import BASELINE, FULL_FRACTION, KNOB_SYMBOLS, KNOB_TITLES
+from liser.reports.grids import KNOB_SYMBOLS, KNOB_TITLES
+from liser.reports.tables import BASELINE, FULL_FRACTION
 
 BAND = "min–max over folds"
 HEIGHT = 460

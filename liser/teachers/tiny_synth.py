@@ -161,9 +161,8 @@ def _pretraining_clip(speaker, emotion: str, acted: bool, rng: np.random.Generat
     breath groups (:data:`liser.synth.speech.CONVERSATION`), as a broad speech collection
     holds both. The prosody is drawn here, so it is known.
     """
-    from liser.synth.speech import (  # only the tiny build needs them
-        CONVERSATION, MIN_RATE, STATEMENTS, STRONG, emotion_prosody, loudness_gain, render_acted, render_conversation,
-    )
+    from liser.synth.phonetics import STATEMENTS  # only the tiny build needs these
+    from liser.synth.speech import CONVERSATION, MIN_RATE, STRONG, emotion_prosody, loudness_gain, render_acted, render_conversation
 
     strength = (STRONG if rng.random() < 0.5 else 1.0) if acted else float(rng.uniform(*CONVERSATION.strength))
     prosody = emotion_prosody(emotion, strength, rng)

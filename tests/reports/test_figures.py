@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from liser.reports import figures, importance, tables
+from liser.reports import figures, grids, importance, tables
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def test_fraction_curve_lines_bands_and_reference(curve):
 
 
 def test_lambda_heatmap_marks_the_chosen_cell(loaded):
-    grid = tables.lambda_grid(loaded).data
+    grid = grids.lambda_grid(loaded).data
     fig = figures.lambda_figure(grid, "lambda-grid", "ravdess", "vid-sp-dstl")
     heat = next(t for t in fig.data if t.type == "heatmap")
     cells = grid[grid["study"] == "lambda-grid"]
@@ -40,7 +40,7 @@ def test_lambda_heatmap_marks_the_chosen_cell(loaded):
 
 
 def test_search_lambdas_are_a_scatter(loaded):
-    grid = tables.lambda_grid(loaded).data
+    grid = grids.lambda_grid(loaded).data
     fig = figures.lambda_figure(grid, "search-ravdess", "ravdess", "vid-sp-dstl")
     assert not any(t.type == "heatmap" for t in fig.data)
     best = grid[(grid["study"] == "search-ravdess") & grid["chosen"]].iloc[0]
@@ -49,7 +49,7 @@ def test_search_lambdas_are_a_scatter(loaded):
 
 
 def test_history_and_importances(loaded):
-    history = tables.optimisation_history(loaded, "search-ravdess").data
+    history = grids.optimisation_history(loaded, "search-ravdess").data
     fig = figures.history_figure(history, "search-ravdess")
     assert list(fig.data[0].y) == history["val_uar_mean"].tolist() and list(fig.data[1].y) == history["best_so_far"].tolist()
     imp = importance.param_importances(loaded, "search-ravdess").data
@@ -74,7 +74,7 @@ def other_methods(methods_store):
 
 
 def test_nsl_heatmap_over_neighbours_and_alpha(other_methods):
-    grid = tables.knob_grid(other_methods, "nsl").data
+    grid = grids.knob_grid(other_methods, "nsl").data
     fig = figures.knob_figure(grid, "nsl-grid", "ravdess", "nsl")
     heat = next(t for t in fig.data if t.type == "heatmap")
     assert list(heat.y) == ["3", "6"] and list(heat.x) == ["0.1", "1"]
@@ -87,7 +87,7 @@ def test_nsl_heatmap_over_neighbours_and_alpha(other_methods):
 
 
 def test_temperature_sweep_is_a_line(other_methods):
-    grid = tables.knob_grid(other_methods, "emodistill").data
+    grid = grids.knob_grid(other_methods, "emodistill").data
     fig = figures.knob_figure(grid, "emodistill-tau", "ravdess", "emodistill-no-linguistic")
     assert not any(t.type == "heatmap" for t in fig.data)
     val = next(t for t in fig.data if t.name == "val UAR")

@@ -14,7 +14,6 @@ import time
 import urllib.request
 
 import pytest
-import torch
 
 from liser import tracking
 from liser.studies.runner import run_study, state_dir_for

@@ -1,7 +1,5 @@
 """The Optuna record: points enqueued once, interrupted trials re-queued, budgets counted over runs."""
 
-import optuna
-import pytest
 from optuna.trial import TrialState
 
 from liser.studies.search import distributions, open_study, reconcile

@@ -48,6 +48,6 @@ def test_teachers_run_is_logged_once_and_the_dashboard_links_it(tmp_path, write_
     page = written[0].read_text()
     assert "Students on the teachers" in page and "0.250" in page and "0.750" in page
     speech = m["speech.truth_accuracy"]
-    assert f"no-dstl student 0.250; teachers" in page and f"speech {speech:.3f} (above it" in page
+    assert "no-dstl student 0.250; teachers" in page and f"speech {speech:.3f} (above it" in page
     table = next(p for p in written if p.name.endswith("students-on-unlabeled.csv")).read_text()
     assert "no-dstl" in table and "sp-dstl" in table and "vid-sp-dstl" not in table  # only folds that logged the score
