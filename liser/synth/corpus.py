@@ -28,7 +28,6 @@ import math
 import multiprocessing
 import time
 import wave as wave_module
-import zlib
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -40,10 +39,11 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from liser.constants import CREMAD_CODES, CREMAD_EMOTIONS, FERV39K_CLASSES, RAVDESS_EMOTIONS, TEACHER_SEGMENT_SECONDS, VIDEO_FPS
+from liser.constants import CREMAD_CODES, CREMAD_EMOTIONS, RAVDESS_EMOTIONS, TEACHER_SEGMENT_SECONDS, VIDEO_FPS
 from liser.synth import face, speech
+from liser.synth.oracle import oracle_accuracy, oracle_teachers
+from liser.synth.seeds import named_rng
 from liser.synth.transcripts import transcript
-from liser.targets import TeacherOutputs
 from liser.errors import DataError
 
 STATEMENT_TEXT = {1: "Kids are talking by the door", 2: "Dogs are sitting by the door"}
@@ -64,36 +64,10 @@ NO_FACE_SHARE = 0.1  # share of videos with a stretch where no face can be found
 TRUTH_COLUMNS = ["clip_id", "source_video", "emotion", "ferv_class", "duration", "face_visible_fraction", "expression_intensity", "no_face"]
 MIN_SECONDS, MAX_SECONDS = 3.0, 8.0  # video clip length
 
-# What each oracle teacher most often mistakes a class for.
-SPEECH_CONFUSION = {
-    "neutral": "calm",
-    "calm": "neutral",
-    "happy": "surprised",
-    "sad": "calm",
-    "angry": "disgust",
-    "fearful": "surprised",
-    "disgust": "angry",
-    "surprised": "happy",
-}
-VIDEO_CONFUSION = {
-    "angry": "disgust",
-    "disgust": "angry",
-    "fear": "surprise",
-    "happy": "neutral",
-    "neutral": "sad",
-    "sad": "neutral",
-    "surprise": "fear",
-}
-
 # H.264 is what real vlog videos carry; PyAV wheels ship libx264. mpeg4 is FFmpeg-native.
 VIDEO_CODEC = "libx264" if "libx264" in av.codecs_available else "mpeg4"
 CODEC_NAMES = {"libx264": "H.264", "mpeg4": "MPEG-4 Part 2"}
 AUDIO_CODEC = "aac"  # FFmpeg's native AAC encoder
-
-
-def named_rng(seed: int, *keys: object) -> np.random.Generator:
-    """An independent random stream for one named item (stable across runs and workers)."""
-    return np.random.default_rng([seed, *(zlib.crc32(str(k).encode()) for k in keys)])
 
 
 # --- RAVDESS -------------------------------------------------------------------------
@@ -192,7 +166,6 @@ def _write_transcribed(out_dir: Path, actors: int, seed: int) -> Path:
 
 # --- CREMA-D-like speech ------------------------------------------------------------
 CREMAD_SENTENCES = ("IEO", "TIE", "IOM", "DFA")  # four of the corpus's 12 sentence codes
-CREMAD_FOLD_IN = {"calm": "neutral", "surprised": "fearful"}  # RAVDESS-only emotions, as a CREMA-D teacher would see them
 
 
 def _write_cremad_actor(out_dir: Path, actor: int, seed: int, sr: int) -> int:
@@ -323,69 +296,6 @@ def _write_avclip(
         "_speech_activity": _segment_fractions(talk.voice > 0.2, TEACHER_SEGMENT_SECONDS * sr, n_seg),
         "_face_fraction": _segment_fractions(visible, TEACHER_SEGMENT_SECONDS * VIDEO_FPS, n_seg),
     }
-
-
-# --- Oracle teachers -----------------------------------------------------------------
-
-
-def _oracle_probs(rng: np.random.Generator, truth: int, confusable: int, k: int, strengths: np.ndarray) -> np.ndarray:
-    """Softmax of (truth one-hot x strength + a pull toward the confusable class + noise).
-
-    A per-clip logit bias makes a clip's segments err together, as a real teacher's do.
-    """
-    n = len(strengths)
-    logits = rng.normal(0, 0.7, k)[None, :] + rng.normal(0, 1.0, (n, k))
-    logits[:, truth] += strengths
-    logits[:, confusable] += 0.35 * strengths
-    logits -= logits.max(1, keepdims=True)
-    p = np.exp(logits)
-    return (p / p.sum(1, keepdims=True)).astype(np.float32)
-
-
-def _clip_strength(rng: np.random.Generator) -> float:
-    """How sure the teacher is about this clip: most clips clear, a quarter close to uniform."""
-    return float(rng.uniform(3.0, 6.0)) if rng.random() < 0.75 else float(rng.uniform(0.3, 2.0))
-
-
-def oracle_teachers(rows: list[dict[str, Any]], seed: int, speech_classes: tuple[str, ...] = RAVDESS_EMOTIONS) -> tuple[TeacherOutputs, TeacherOutputs]:
-    """Noisy stand-ins for the speech (HuBERT) and video (S2D) teachers, one softmax per 0.5 s.
-
-    ``speech_classes`` are the labeled corpus's classes the speech teacher was fitted on;
-    emotions outside them count as their nearest class (``CREMAD_FOLD_IN``).
-    """
-    sp_probs, vid_probs, vid_valid = {}, {}, {}
-    for row in rows:
-        cid = row["clip_id"]
-        rng = named_rng(seed, "oracle-speech", cid)
-        emotion = row["emotion"] if row["emotion"] in speech_classes else CREMAD_FOLD_IN[row["emotion"]]
-        confused = SPEECH_CONFUSION[row["emotion"]]
-        confused = confused if confused in speech_classes else CREMAD_FOLD_IN[confused]
-        truth, conf = speech_classes.index(emotion), speech_classes.index(confused)
-        strength = _clip_strength(rng) * (0.55 + 0.45 * row["_speech_activity"])  # silence says little
-        sp_probs[cid] = _oracle_probs(rng, truth, conf, len(speech_classes), strength)
-        rng = named_rng(seed, "oracle-video", cid)
-        truth, conf = FERV39K_CLASSES.index(row["ferv_class"]), FERV39K_CLASSES.index(VIDEO_CONFUSION[row["ferv_class"]])
-        strength = _clip_strength(rng) * (0.5 + 0.6 * row["expression_intensity"]) * np.ones(len(row["_face_fraction"]))
-        probs = _oracle_probs(rng, truth, conf, len(FERV39K_CLASSES), strength)
-        valid = row["_face_fraction"] >= 0.5  # a 16-frame window needs most of its faces
-        probs[~valid] = 1.0 / len(FERV39K_CLASSES)
-        vid_probs[cid], vid_valid[cid] = probs, valid
-    note = "noisy oracle from the hidden truth in avclips_truth.csv; stands in for real teachers"
-    meta = {"teacher": "synthetic-oracle", "note": note, "seed": seed}
-    return (
-        TeacherOutputs.from_segments("speech", speech_classes, sp_probs, meta=meta),
-        TeacherOutputs.from_segments("video", FERV39K_CLASSES, vid_probs, vid_valid, meta=meta),
-    )
-
-
-def oracle_accuracy(outputs: TeacherOutputs, truth: dict[str, str]) -> float:
-    """Share of valid segments whose argmax is the clip's hidden class."""
-    hits, total = 0, 0
-    for cid in outputs.clip_ids:
-        probs, valid = outputs.segments(cid)
-        hits += int(np.sum(probs[valid].argmax(1) == outputs.classes.index(truth[cid])))
-        total += int(valid.sum())
-    return hits / max(total, 1)
 
 
 # --- Driver --------------------------------------------------------------------------

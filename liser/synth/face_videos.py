@@ -38,7 +38,8 @@ from tqdm.auto import tqdm
 
 from liser.constants import FERV39K_CLASSES, VIDEO_FPS
 from liser.synth import face
-from liser.synth.corpus import VIDEO_CODEC, named_rng
+from liser.synth.corpus import VIDEO_CODEC
+from liser.synth.seeds import named_rng
 from liser.constants import SYNTH_FACE_BOX
 from liser.errors import DataError
 

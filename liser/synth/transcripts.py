@@ -23,13 +23,12 @@ emotions), and the filler is shared by all.
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 
-import numpy as np
 
 from liser.constants import RAVDESS_EMOTIONS
 from liser.errors import DataError
+from liser.synth.seeds import named_rng
 
 OWN_SHARE = 0.70  # transcripts with words of the clip's own emotion
 OTHER_SHARE = 0.15  # with words of one other emotion (misleading)
@@ -79,10 +78,6 @@ class Transcript:
     cue: str | None  # the emotion whose words it carries, None for "none"
 
 
-def named_rng(seed: int, clip_id: str) -> np.random.Generator:
-    return np.random.default_rng([seed, zlib.crc32(b"transcript"), zlib.crc32(str(clip_id).encode())])
-
-
 def draw_transcript(emotion: str, clip_id: str, seed: int = 0) -> Transcript:
     """The transcript of clip ``clip_id`` with hidden emotion ``emotion`` (deterministic).
 
@@ -91,7 +86,7 @@ def draw_transcript(emotion: str, clip_id: str, seed: int = 0) -> Transcript:
     """
     if emotion not in EMOTION_WORDS:
         raise DataError(f"no transcript words for emotion {emotion!r}; known: {', '.join(EMOTION_WORDS)}")
-    rng = named_rng(seed, clip_id)
+    rng = named_rng(seed, "transcript", clip_id)
     kind = KINDS[int(rng.choice(3, p=[OWN_SHARE, OTHER_SHARE, NONE_SHARE]))]
 
     def pick(words):
