@@ -91,7 +91,7 @@ class SmallDFER:
     def __init__(self, net: SmallDFERNet, meta: dict, checkpoint_hash: str = "", path: Path | None = None) -> None:
         self.net, self.meta, self.checkpoint_hash, self.path = net.eval(), meta, checkpoint_hash, path
         self.min_faces = int(meta.get("min_faces", MIN_FACES))
-        self.face_size = int(meta.get("size", net.size))  # the crops it was trained on: a face store's size
+        self.face_size = net.size  # the crops it was trained on: a face store's size
         self.name = str(meta.get("name", "small-dfer"))
 
     def save(self, path: str | Path) -> Path:

@@ -278,6 +278,14 @@ def loaded(fake_store):
     return load_studies(fake_store.uri, ["table2-ravdess", "table2-cremad", "fraction-cremad", "lambda-grid", "search-ravdess"])
 
 
+@pytest.fixture(scope="session")
+def table2_data(fake_store):
+    """The two Table 2 studies, loaded once (tables and grids both read them)."""
+    from liser.reports.runs import load_studies
+
+    return load_studies(fake_store.uri, ["table2-ravdess", "table2-cremad"])
+
+
 @pytest.fixture
 def empty_store(tmp_path) -> FakeStore:
     """An empty store of the same kind, for a test that writes its own runs."""

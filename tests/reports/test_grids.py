@@ -11,11 +11,6 @@ def values(raw: dict, metric: str) -> np.ndarray:
     return np.array([f[metric] for f in raw["folds"]], dtype=float)
 
 
-@pytest.fixture(scope="module")
-def table2_data(fake_store):
-    return load_studies(fake_store.uri, ["table2-ravdess", "table2-cremad"])
-
-
 # --------------------------------------------------------------------- λ grid
 def test_lambda_grid_cells_and_choice(fake_store):
     data = load_studies(fake_store.uri, ["lambda-grid"])

@@ -44,11 +44,6 @@ def only(store, study, config, dataset=None) -> tuple[str, dict]:
     return rid, raw
 
 
-@pytest.fixture(scope="module")
-def table2_data(fake_store):
-    return load_studies(fake_store.uri, ["table2-ravdess", "table2-cremad"])
-
-
 # --------------------------------------------------------------------- Table 2
 def test_fixture_facts(fake_store):
     assert fake_store.TABLE2 == TABLE2 and fake_store.ABLATIONS == ABLATIONS
