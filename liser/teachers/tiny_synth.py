@@ -63,9 +63,9 @@ class TinySynthRecipe:
     heads: int = 4
     intermediate_size: int = 256
     conv_channels: int = 32
-    speakers: int = 64
+    speakers: int = 256
     clips_per_speaker: int = 8  # half acted statements, half conversational pseudo-words
-    steps: int = 1500
+    steps: int = 6000
     batch_size: int = 16
     lr: float = 1e-3
     crop_seconds: tuple[float, ...] = (0.5,)  # the teacher's segment length; one length per batch
@@ -104,7 +104,11 @@ class TinySynthRecipe:
         return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
-_TINY_SYNTH_VERSION = 3  # bump when the build below changes what it produces
+_TINY_SYNTH_VERSION = 4  # bump when the build below changes what it produces
+# The default build, shipped in the package (1.4 MB): it takes about 5.5 min on one core, so a
+# fresh clone loads it as a hub checkpoint would load. ``python -m liser.teachers.tiny_synth``
+# rebuilds it from the recipe (one thread: the same weights on any machine).
+SHIPPED = Path(__file__).resolve().parents[1] / "assets" / TINY_SYNTH
 DEFAULT_TINY_SYNTH = TinySynthRecipe()  # what the "tiny-synth" keyword builds
 TINY_SYNTH_BUILDS = 0  # builds done by this process (tests check that a cached backbone is reused)
 
@@ -113,14 +117,29 @@ def _final_path(recipe: TinySynthRecipe, cache_dir: str | Path | None) -> Path:
     return (Path(cache_dir) if cache_dir else default_cache_dir()) / "backbones" / f"{TINY_SYNTH}-{recipe.key()}"
 
 
+def _complete(folder: Path) -> bool:
+    return (folder / "config.json").exists() and (folder / "model.safetensors").exists()
+
+
+def shipped_backbone(recipe: TinySynthRecipe | None = None) -> Path | None:
+    """The build shipped in the package, if it is the one ``recipe`` makes (its report's key)."""
+    recipe = recipe or DEFAULT_TINY_SYNTH
+    try:
+        report = json.loads((SHIPPED / "tiny_synth.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return SHIPPED if report.get("key") == recipe.key() and _complete(SHIPPED) else None
+
+
 def tiny_synth_built(recipe: TinySynthRecipe | None = None, *, cache_dir: str | Path | None = None) -> bool:
-    """Whether :func:`tiny_synth_backbone` would return at once (the folder is cached)."""
-    final = _final_path(recipe or DEFAULT_TINY_SYNTH, cache_dir)
-    return (final / "config.json").exists() and (final / "model.safetensors").exists()
+    """Whether :func:`tiny_synth_backbone` would return at once (cached, or the shipped build)."""
+    recipe = recipe or DEFAULT_TINY_SYNTH
+    return _complete(_final_path(recipe, cache_dir)) or shipped_backbone(recipe) is not None
 
 
 def tiny_synth_backbone(recipe: TinySynthRecipe | None = None, *, cache_dir: str | Path | None = None, progress: bool = False) -> Path:
-    """The tiny-synth checkpoint folder, ``<cache>/backbones/tiny-synth-<key>``, built on first use.
+    """The tiny-synth checkpoint folder: ``<cache>/backbones/tiny-synth-<key>`` if built there, else
+    the shipped build when it is this recipe's, else built into the cache on first use.
 
     The build writes to a temporary folder and renames it into place, so an interrupted
     or concurrent build never leaves a half-written backbone behind.
@@ -128,8 +147,11 @@ def tiny_synth_backbone(recipe: TinySynthRecipe | None = None, *, cache_dir: str
     global TINY_SYNTH_BUILDS
     recipe = recipe or DEFAULT_TINY_SYNTH
     final = _final_path(recipe, cache_dir)
-    if tiny_synth_built(recipe, cache_dir=cache_dir):
+    if _complete(final):
         return final
+    shipped = shipped_backbone(recipe)
+    if shipped is not None:
+        return shipped
     root = final.parent
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".{final.name}.{os.getpid()}.tmp"
@@ -137,7 +159,7 @@ def tiny_synth_backbone(recipe: TinySynthRecipe | None = None, *, cache_dir: str
     try:
         with torch_threads(1):  # one thread: the same weights on any machine, and fastest for so small a model
             report = _pretrain_tiny(recipe, tmp, progress)
-        (tmp / "tiny_synth.json").write_text(json.dumps(report, indent=1))
+        (tmp / "tiny_synth.json").write_text(json.dumps({**report, "key": recipe.key()}, indent=1))
     except BaseException:  # interrupted or failed: leave nothing half-built behind
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -211,14 +233,35 @@ def _emotion_and_prosody_loss(
     logits: torch.Tensor, labels: torch.Tensor, prosody: torch.Tensor, heard: torch.Tensor, weight: float
 ) -> torch.Tensor:
     """Cross-entropy on the emotion logits plus ``weight`` x the mean squared error of the
-    prosody outputs, the latter over crops that are mostly speech (room noise has no prosody)."""
+    prosody outputs, both over crops that are mostly speech: room noise carries neither an
+    emotion nor a prosody, and a label on it teaches the network to read the noise."""
     k = len(RAVDESS_EMOTIONS)
     error = ((logits[:, k:] - prosody) ** 2).mean(1)
-    return torch.nn.functional.cross_entropy(logits[:, :k], labels) + weight * (error * heard).sum() / heard.sum().clamp(min=1)
+    ce = torch.nn.functional.cross_entropy(logits[:, :k], labels, reduction="none")
+    return ((ce + weight * error) * heard).sum() / heard.sum().clamp(min=1)
+
+
+def _emotion_model(model: HubertForSequenceClassification, recipe: TinySynthRecipe) -> HubertForSequenceClassification:
+    """The pretrained network with its head cut to the emotion logits, labelled with their classes."""
+    k = len(RAVDESS_EMOTIONS)
+    config = recipe.hubert_config()
+    config.num_labels = k
+    config.id2label = dict(enumerate(RAVDESS_EMOTIONS))
+    config.label2id = {c: i for i, c in enumerate(RAVDESS_EMOTIONS)}
+    out = HubertForSequenceClassification(config)
+    state = model.state_dict()
+    state["classifier.weight"], state["classifier.bias"] = state["classifier.weight"][:k], state["classifier.bias"][:k]
+    out.load_state_dict(state)
+    return out
 
 
 def _pretrain_tiny(recipe: TinySynthRecipe, out: Path, progress: bool) -> dict:
-    """Train every weight of a fresh tiny HuBERT on emotion and prosody, then save its backbone (no head)."""
+    """Train every weight of a fresh tiny HuBERT on emotion and prosody, then save it with its emotion head.
+
+    The head is kept (its 8 emotion rows; the prosody rows are dropped) as a hub checkpoint
+    fine-tuned for emotion keeps its classifier: a teacher whose classes it names starts from
+    it (:func:`liser.teachers.speech.load_backbone`), one with other classes gets a fresh head.
+    """
     started = time.perf_counter()
     waves, labels, loudness, prosody = _pretraining_set(recipe)
     data_seconds = time.perf_counter() - started
@@ -246,7 +289,7 @@ def _pretrain_tiny(recipe: TinySynthRecipe, out: Path, progress: bool) -> dict:
             seen += len(idx)
             errors.append(float(((logits[:, k:] - torch.from_numpy(prosody[idx])) ** 2).mean()))
     with quiet_transformers():
-        model.hubert.save_pretrained(out)  # the backbone alone, as a hub HuBERT checkpoint is
+        _emotion_model(model, recipe).save_pretrained(out)
         Wav2Vec2FeatureExtractor(sampling_rate=SAMPLE_RATE, do_normalize=recipe.normalize, return_attention_mask=False).save_pretrained(out)
     return {
         "recipe": asdict(recipe),
@@ -259,3 +302,26 @@ def _pretrain_tiny(recipe: TinySynthRecipe, out: Path, progress: bool) -> dict:
         "seconds": round(time.perf_counter() - started, 1),
         "liser_version": liser.__version__,
     }
+
+
+
+def rebuild_shipped() -> str:
+    """Build the default recipe afresh; install it as the shipped build, or, if the shipped one is
+    current, say whether the new weights are identical to it (reproducibility)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        built = Path(tmp) / TINY_SYNTH
+        with torch_threads(1):
+            report = _pretrain_tiny(DEFAULT_TINY_SYNTH, built, True)
+        (built / "tiny_synth.json").write_text(json.dumps({**report, "key": DEFAULT_TINY_SYNTH.key()}, indent=1))
+        if shipped_backbone() is not None:
+            same = (built / "model.safetensors").read_bytes() == (SHIPPED / "model.safetensors").read_bytes()
+            return f"rebuilt in {report['seconds']} s; weights {'identical to' if same else 'DIFFERENT from'} {SHIPPED}"
+        shutil.rmtree(SHIPPED, ignore_errors=True)
+        shutil.copytree(built, SHIPPED)
+        return f"built {SHIPPED} in {report['seconds']} s"
+
+
+if __name__ == "__main__":  # python -m liser.teachers.tiny_synth
+    print(rebuild_shipped())

@@ -16,6 +16,40 @@ from liser.constants import SAMPLE_RATE, TEACHER_SEGMENT_SECONDS
 from liser.errors import TeacherError
 
 SEGMENT_SAMPLES = round(TEACHER_SEGMENT_SECONDS * SAMPLE_RATE)
+# A segment holds speech when its RMS is within this many dB of the clip's loudest segment:
+# pauses and room noise fall 30-50 dB below speech, the quietest syllables about 15.
+SPEECH_RANGE_DB = 20.0
+_FRAME = SAMPLE_RATE // 100  # 10 ms, for where speech is inside a clip
+
+
+def _level_db(x: np.ndarray) -> float:
+    return float(10 * np.log10(np.mean(np.square(x, dtype=np.float64)) + 1e-12)) if len(x) else -120.0
+
+
+def speech_segments(wave: np.ndarray) -> np.ndarray:
+    """Which 0.5 s segments of ``wave`` hold speech [ceil(len / 0.5 s)] (bool): a teacher's softmax
+    on a pause is a guess from room noise, so those segments are marked invalid, as a video
+    segment without a face is, and neither averaged nor distilled."""
+    wave = np.asarray(wave, np.float32)
+    n_seg = math.ceil(len(wave) / SEGMENT_SAMPLES)
+    if n_seg == 0:
+        return np.zeros(0, bool)
+    db = np.array([_level_db(wave[s * SEGMENT_SAMPLES : (s + 1) * SEGMENT_SAMPLES]) for s in range(n_seg)])
+    return db > db.max() - SPEECH_RANGE_DB
+
+
+def speech_crop_starts(wave: np.ndarray, seconds: float) -> np.ndarray:
+    """Start samples of the ``seconds`` crops centred on speech (10 ms frames within
+    :data:`SPEECH_RANGE_DB` of the loudest); every start where the wave has no such frame."""
+    n = round(seconds * SAMPLE_RATE)
+    last = max(len(wave) - n, 0)
+    frames = len(wave) // _FRAME
+    if frames == 0 or last == 0:
+        return np.arange(last + 1)
+    power = np.square(np.asarray(wave[: frames * _FRAME], np.float64)).reshape(frames, _FRAME).mean(1)
+    db = 10 * np.log10(power + 1e-12)
+    centres = np.flatnonzero(db > db.max() - SPEECH_RANGE_DB) * _FRAME + _FRAME // 2
+    return np.unique(np.clip(centres - n // 2, 0, last))
 
 
 def normalize_wave(x: np.ndarray) -> np.ndarray:
@@ -23,12 +57,15 @@ def normalize_wave(x: np.ndarray) -> np.ndarray:
     return (x - x.mean()) / np.sqrt(x.var() + 1e-7)
 
 
-def crop_batch(waves: Sequence[np.ndarray], seconds: float, rng: np.random.Generator, *, normalize: bool) -> torch.Tensor:
-    """[B, samples] random crops of ``seconds``; shorter waves are normalized then zero-padded."""
+def crop_batch(
+    waves: Sequence[np.ndarray], seconds: float, rng: np.random.Generator, *, normalize: bool, starts: Sequence[np.ndarray] | None = None
+) -> torch.Tensor:
+    """[B, samples] random crops of ``seconds``, from anywhere or, per wave, from ``starts``
+    (:func:`speech_crop_starts`); shorter waves are normalized then zero-padded."""
     n = round(seconds * SAMPLE_RATE)
     out = np.zeros((len(waves), n), np.float32)
     for row, wave in enumerate(waves):
-        start = int(rng.integers(0, max(len(wave) - n, 0) + 1))
+        start = int(rng.integers(0, max(len(wave) - n, 0) + 1)) if starts is None else int(rng.choice(starts[row]))
         piece = wave[start : start + n]
         out[row, : len(piece)] = normalize_wave(piece) if normalize else piece
     return torch.from_numpy(out)

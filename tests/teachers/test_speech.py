@@ -328,21 +328,31 @@ def test_loading_errors_name_the_path_and_the_fix(fitted, tmp_path):
 
 # ---------------------------------------------------------------------------- learning
 def test_tiny_synth_teacher_learns(corpus, folds, tmp_path):
-    """The slowest test (~2.5 min, most of it building the default tiny-synth backbone): fit
-    fold 0's teacher for four epochs and check it beats chance (1/8) on its held-out 20 %,
-    both on whole clips and averaged over 0.5 s segments, as the trainer uses it."""
-    cfg = make_config(backbone=speech.TINY_SYNTH, epochs=4, batch_size=8, lr=3e-3, crop_seconds=2.0, threads=1)
+    """The slowest speech test: fit fold 0's teacher on the shipped tiny-synth backbone (its
+    emotion head adopted) for four epochs with the defaults (0.5 s speech crops, class-weighted)
+    and check it beats chance (1/8) on its held-out 20 %, averaged over the clips' speech
+    segments as the trainer uses it."""
+    cfg = make_config(backbone=speech.TINY_SYNTH, epochs=4, threads=1)
     record = fit_speech_teacher(corpus, folds[0].train, cfg, tmp_path / "fold0", progress=False)
-    assert record["backbone"] == "tiny-synth" and "tiny-synth-" in record["backbone_source"]
+    assert record["backbone"] == "tiny-synth" and record["backbone_source"] == str(tiny_synth.SHIPPED)
+    assert record["pretrained_head"] is True
     chance = 1 / len(corpus.classes)
-    assert record["val_uar"] > chance + 0.075, record["history"]
-    assert record["val_segment_uar"] > chance + 0.05, record
-    teacher = SpeechTeacher.load(tmp_path / "fold0")  # re-resolves the keyword to the same cached weights
+    assert record["val_segment_uar"] > chance + 0.1, record
+    teacher = SpeechTeacher.load(tmp_path / "fold0")  # re-resolves the keyword to the same weights
     assert teacher.meta["backbone_hash"] == record["backbone_hash"]
-    # the kept epoch is the one whose 0.5 s segments, averaged per clip, did best on the 20 %,
+    # the kept epoch is the one whose speech segments, averaged per clip, did best on the 20 %,
     # and the saved checkpoint is that epoch's: its segment UAR re-measured matches the record
     seg = [h["val_segment_uar"] for h in record["history"]]
     assert record["selected_on"] == "segments" and record["best_epoch"] == 1 + seg.index(max(seg))
     rows = corpus.manifest.set_index("clip_id").loc[record["val_clips"]]
-    probs = teacher.predict_segments_batch([load_audio(p) for p in rows["path"]])
-    assert uar(rows["label_index"].to_numpy(), np.array([p.mean(0).argmax() for p in probs])) == pytest.approx(record["val_segment_uar"])
+    clips = [load_audio(p) for p in rows["path"]]
+    probs = teacher.predict_segments_batch(clips)
+    calls = np.array([p[waves.speech_segments(w)].mean(0).argmax() for p, w in zip(probs, clips)])
+    assert uar(rows["label_index"].to_numpy(), calls) == pytest.approx(record["val_segment_uar"])
+
+
+def test_class_weights_balance_the_classes():
+    labels = np.array([0] * 4 + [1] * 8 + [2] * 8)  # RAVDESS's shape: neutral has half the clips
+    w = speech.class_weights(labels, 4).numpy()
+    np.testing.assert_allclose(w[:3] * np.bincount(labels), w[0] * 4)  # each class weighs the same in all
+    assert w[3] == 0 and w[labels].mean() == pytest.approx(1.0) and w[0] == pytest.approx(2 * w[1])  # 1 per clip on average
