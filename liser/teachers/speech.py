@@ -4,7 +4,7 @@ What it supports:
 
 * backbones: a Hugging Face hub id (default ``facebook/hubert-base-ls960``, the paper's),
   a local checkpoint folder, or ``"tiny-synth"``, a small HuBERT-architecture backbone
-  built offline (see :func:`tiny_synth_backbone`). All three load through the same
+  built offline (see :func:`liser.teachers.tiny_synth.tiny_synth_backbone`; loading: :mod:`liser.teachers.hubert`). All three load through the same
   ``HubertForSequenceClassification.from_pretrained`` + LoRA path (:func:`build_model`).
 * fine-tuning (section 3.2): LoRA on the self-attention projections (q, k, v, out), the
   classification head trained in full, everything else frozen; 80 % of the labeled
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Literal, Sequence
@@ -35,7 +34,7 @@ import torch
 from peft import LoraConfig, PeftModel, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tqdm.auto import tqdm
-from transformers import HubertForSequenceClassification, PretrainedConfig, Wav2Vec2FeatureExtractor
+from transformers import HubertForSequenceClassification
 
 import liser
 from liser.audio import AudioError, load_audio
@@ -45,13 +44,12 @@ from liser.evaluate import uar, war
 from liser.folds import Fold
 from liser.storage import write_json
 from liser.teachers.fitting import TeacherError, best_epoch_loop, fit_folds, split_fit_val, torch_threads, training_clips
-from liser.teachers.hf import adopt_head, looks_like_path, not_cached_message, quiet_transformers, state_hash
-from liser.teachers.tiny_synth import TINY_SYNTH, tiny_synth_backbone
-from liser.teachers.waves import crop_batch, normalize_wave, segment_wave, SPEECH_RANGE_DB, speech_crop_starts, speech_segments, step_logits
+from liser.teachers.hf import quiet_transformers
+from liser.teachers.hubert import HEAD_MODULES, HUBERT_BASE, load_backbone, resolve_backbone  # noqa: F401  (resolve_backbone: re-exported)
+from liser.teachers.tiny_synth import TINY_SYNTH  # noqa: F401  (re-exported: the keyword)
+from liser.teachers.waves import SPEECH_RANGE_DB, crop_batch, normalize_wave, segment_wave, speech_crop_starts, speech_segments, step_logits
 
-HUBERT_BASE = "facebook/hubert-base-ls960"  # the paper's backbone (section 2.1)
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")  # HuBERT's self-attention projections
-HEAD_MODULES = ("projector", "classifier")  # HubertForSequenceClassification's head, trained in full
 TEACHER_FILE = "teacher.json"
 SUMMARY_FILE = "teachers.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
@@ -93,98 +91,6 @@ def make_config(**fields) -> SpeechTeacherConfig:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise TeacherError(f"invalid speech teacher configuration: {problems}") from None
-
-
-# ------------------------------------------------------------------------------- backbones
-def _not_cached_message(backbone: str, err: Exception) -> str:
-    return not_cached_message("backbone", backbone, err, f"`--backbone {TINY_SYNTH}` for the small offline backbone")
-
-
-def resolve_backbone(backbone: str, *, progress: bool = False) -> str:
-    """What ``from_pretrained`` gets: ``tiny-synth`` becomes its cached folder (built once)."""
-    if backbone == TINY_SYNTH:
-        return str(tiny_synth_backbone(progress=progress))
-    if looks_like_path(backbone):
-        path = Path(backbone).expanduser()
-        if not path.exists():
-            raise TeacherError(f"backbone folder not found: {path}")
-        if not (path / "config.json").exists():
-            raise TeacherError(f"{path}: not a Hugging Face checkpoint folder (no config.json)")
-        return str(path)
-    return backbone
-
-
-def _wants_normalize(source: str) -> bool:
-    """Whether the checkpoint's feature extractor normalizes each input (zero mean, unit variance)."""
-    try:
-        with quiet_transformers():
-            return bool(Wav2Vec2FeatureExtractor.from_pretrained(source).do_normalize)
-    except (OSError, ValueError):
-        return True  # Wav2Vec2FeatureExtractor's default
-
-
-@dataclass(frozen=True)
-class BackboneInfo:
-    """Where a backbone came from and what it is, recorded in teacher.json."""
-
-    backbone: str  # as given: hub id, path or 'tiny-synth'
-    source: str  # what from_pretrained read
-    backbone_hash: str  # sha1 of the loaded backbone weights (head excluded)
-    normalize: bool  # zero-mean unit-variance input, per the checkpoint's feature extractor
-    pretrained_head: bool = False  # the checkpoint's emotion head, for these classes (:func:`adopt_head`)
-
-
-def load_backbone(backbone: str, classes: Sequence[str], *, progress: bool = False) -> tuple[HubertForSequenceClassification, BackboneInfo]:
-    """``HubertForSequenceClassification`` with a K-class head on the given backbone: the
-    checkpoint's own where it names these classes (tiny-synth keeps its emotion head), else fresh.
-
-    Raises:
-        TeacherError: not cached (offline), missing folder, not a HuBERT checkpoint, or
-            weights that do not fit the architecture its config describes.
-    """
-    classes = list(classes)
-    if not classes:
-        raise TeacherError("a speech teacher needs classes; the corpus is unlabeled")
-    source = resolve_backbone(backbone, progress=progress)
-    try:
-        config_dict, _ = PretrainedConfig.get_config_dict(source)
-    except OSError as exc:
-        raise TeacherError(_not_cached_message(backbone, exc)) from None
-    model_type = config_dict.get("model_type")
-    if model_type != "hubert":
-        raise TeacherError(
-            f"backbone {backbone!r} is a {model_type or 'unknown'!r} checkpoint, not HuBERT (model_type 'hubert'); "
-            f"the speech teacher needs a HuBERT checkpoint such as {HUBERT_BASE}"
-        )
-    try:
-        with quiet_transformers():
-            model, info = HubertForSequenceClassification.from_pretrained(
-                source,
-                num_labels=len(classes),
-                id2label=dict(enumerate(classes)),
-                label2id={c: i for i, c in enumerate(classes)},
-                ignore_mismatched_sizes=True,  # a head fitted for other classes is replaced, checked below
-                output_loading_info=True,
-                dtype=torch.float32,
-            )
-    except OSError as exc:
-        raise TeacherError(_not_cached_message(backbone, exc)) from None
-    except (RuntimeError, ValueError) as exc:
-        raise TeacherError(f"backbone {backbone!r}: its weights do not load into HuBERT ({exc})") from None
-    head = tuple(f"{m}." for m in HEAD_MODULES)
-    mismatched = [k[0] if isinstance(k, tuple) else k for k in info["mismatched_keys"]]  # (name, shape, shape)
-    bad = sorted(k for k in [*info["missing_keys"], *mismatched] if not k.startswith(head))
-    if bad or info.get("error_msgs"):
-        shown = ", ".join(bad[:4]) + (f" and {len(bad) - 4} more" if len(bad) > 4 else "")
-        raise TeacherError(
-            f"backbone {backbone!r}: its weights do not fit the HuBERT its config describes "
-            f"(missing or mis-shaped: {shown or info.get('error_msgs')}); the checkpoint is damaged or of another architecture"
-        )
-    missing_head = any(k.startswith(head) for k in [*info["missing_keys"], *mismatched])
-    labels = config_dict.get("id2label") or {}
-    names = [labels[str(i)] for i in range(len(labels))] if all(str(i) in labels for i in range(len(labels))) else None
-    kept = adopt_head(model, source, names, classes, loaded=not missing_head)
-    return model, BackboneInfo(backbone, source, state_hash(model.hubert), _wants_normalize(source), kept)
 
 
 def add_lora(model: HubertForSequenceClassification, cfg: SpeechTeacherConfig | None = None) -> PeftModel:

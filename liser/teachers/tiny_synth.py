@@ -260,7 +260,7 @@ def _pretrain_tiny(recipe: TinySynthRecipe, out: Path, progress: bool) -> dict:
 
     The head is kept (its 8 emotion rows; the prosody rows are dropped) as a hub checkpoint
     fine-tuned for emotion keeps its classifier: a teacher whose classes it names starts from
-    it (:func:`liser.teachers.speech.load_backbone`), one with other classes gets a fresh head.
+    it (:func:`liser.teachers.hubert.load_backbone`), one with other classes gets a fresh head.
     """
     started = time.perf_counter()
     waves, labels, loudness, prosody = _pretraining_set(recipe)

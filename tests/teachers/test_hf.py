@@ -10,7 +10,7 @@ import torch
 from transformers import HubertConfig, HubertForSequenceClassification, Wav2Vec2FeatureExtractor
 
 from liser.constants import CREMAD_EMOTIONS, RAVDESS_EMOTIONS, SAMPLE_RATE
-from liser.teachers import speech, tiny_synth
+from liser.teachers import hubert, tiny_synth
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def headed(tmp_path_factory):
 
 def test_a_head_for_the_same_classes_is_kept(headed):
     path, saved = headed
-    model, info = speech.load_backbone(path, RAVDESS_EMOTIONS)
+    model, info = hubert.load_backbone(path, RAVDESS_EMOTIONS)
     assert info.pretrained_head
     assert torch.equal(model.classifier.weight, saved.classifier.weight)
     assert torch.equal(model.projector.weight, saved.projector.weight)
@@ -42,7 +42,7 @@ def test_a_head_for_the_same_classes_is_kept(headed):
 
 def test_a_head_for_more_classes_gives_its_rows_by_name(headed):
     path, saved = headed
-    model, info = speech.load_backbone(path, CREMAD_EMOTIONS)
+    model, info = hubert.load_backbone(path, CREMAD_EMOTIONS)
     assert info.pretrained_head and model.classifier.weight.shape[0] == len(CREMAD_EMOTIONS)
     for i, c in enumerate(CREMAD_EMOTIONS):
         j = RAVDESS_EMOTIONS.index(c)
@@ -50,14 +50,14 @@ def test_a_head_for_more_classes_gives_its_rows_by_name(headed):
         assert model.classifier.bias[i] == saved.classifier.bias[j]
     # the same classes in another order are taken by name, not by position
     order = list(reversed(RAVDESS_EMOTIONS))
-    model, info = speech.load_backbone(path, order)
+    model, info = hubert.load_backbone(path, order)
     assert info.pretrained_head and torch.equal(model.classifier.weight[0], saved.classifier.weight[7])
 
 
 def test_a_head_for_other_classes_is_replaced(headed):
     path, saved = headed
     others = [f"class{i}" for i in range(8)]  # same shape, other meaning: the weights must not be reused
-    model, info = speech.load_backbone(path, others)
+    model, info = hubert.load_backbone(path, others)
     assert not info.pretrained_head
     assert not torch.allclose(model.classifier.weight, saved.classifier.weight)
     assert model.classifier.weight.abs().max() < 1.0  # a fresh init (std 0.02), not the saved N(0, 1) draw
@@ -71,7 +71,7 @@ def test_the_shipped_tiny_synth_is_the_default_recipe_with_its_emotion_head():
     config = json.loads((shipped / "config.json").read_text())
     assert [config["id2label"][str(i)] for i in range(8)] == list(RAVDESS_EMOTIONS)
     assert tiny_synth.tiny_synth_built()
-    _, info = speech.load_backbone(speech.TINY_SYNTH, RAVDESS_EMOTIONS)
+    _, info = hubert.load_backbone(tiny_synth.TINY_SYNTH, RAVDESS_EMOTIONS)
     assert info.pretrained_head and info.source == str(shipped)
 
 
