@@ -55,19 +55,19 @@ def not_cached_message(what: str, backbone: str, err: Exception, offline: str) -
     )
 
 
-def adopt_head(model, source: str, checkpoint_labels: list[str] | None, classes: list[str], loaded: bool) -> bool:
+def adopt_head(model, source: str, checkpoint_labels: list[str] | None, classes: list[str], *, present: bool, loaded: bool) -> bool:
     """Keep a checkpoint's classification head where it names the teacher's classes; else start fresh.
 
     ``model`` is a ``*ForSequenceClassification`` just loaded from ``source`` with ``classes`` as
-    its labels; ``loaded`` says whether its head came from the checkpoint (it does whenever the
-    shapes match, even for other classes). A head fitted for a superset of the classes (an
+    its labels; ``present`` says whether the checkpoint has a head at all, ``loaded`` whether it
+    came into ``model`` (it does whenever the shapes match, even for other classes). A head fitted for a superset of the classes (an
     8-emotion head for CREMA-D's 6) gives its rows by name. Returns whether the head is the
     checkpoint's.
     """
     names = checkpoint_labels or []
     if loaded and names == classes:
         return True
-    if names and set(classes) <= set(names):
+    if present and names and set(classes) <= set(names):
         with quiet_transformers():
             full = type(model).from_pretrained(source, dtype=torch.float32)
         rows = torch.tensor([names.index(c) for c in classes])

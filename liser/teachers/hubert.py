@@ -106,8 +106,9 @@ def load_backbone(backbone: str, classes: Sequence[str], *, progress: bool = Fal
             f"backbone {backbone!r}: its weights do not fit the HuBERT its config describes "
             f"(missing or mis-shaped: {shown or info.get('error_msgs')}); the checkpoint is damaged or of another architecture"
         )
-    missing_head = any(k.startswith(head) for k in [*info["missing_keys"], *mismatched])
+    absent = any(k.startswith(head) for k in info["missing_keys"])  # a bare backbone, as hub HuBERTs are
+    reshaped = any(k.startswith(head) for k in mismatched)
     labels = config_dict.get("id2label") or {}
     names = [labels[str(i)] for i in range(len(labels))] if all(str(i) in labels for i in range(len(labels))) else None
-    kept = adopt_head(model, source, names, classes, loaded=not missing_head)
+    kept = adopt_head(model, source, names, classes, present=not absent, loaded=not absent and not reshaped)
     return model, BackboneInfo(backbone, source, state_hash(model.hubert), _wants_normalize(source), kept)

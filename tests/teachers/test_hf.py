@@ -84,3 +84,14 @@ def test_pretraining_labels_only_the_crops_that_hold_speech():
     noisy[1] = 5.0  # anything on the room-noise crop
     assert tiny_synth._emotion_and_prosody_loss(noisy, labels, prosody, heard, 1.0) == base
     assert base == pytest.approx(torch.log(torch.tensor(float(k))).item())  # uniform on the heard crop
+
+
+def test_a_bare_backbone_naming_the_classes_still_gets_a_fresh_head(tmp_path, headed):
+    """Labels in the config but no head in the weights: nothing to adopt (no random rows passed off as one)."""
+    _, saved = headed
+    saved.hubert.save_pretrained(tmp_path)  # the backbone alone; its config still lists the 8 emotions
+    Wav2Vec2FeatureExtractor(sampling_rate=SAMPLE_RATE, do_normalize=True).save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["id2label"]["0"] == RAVDESS_EMOTIONS[0]
+    _, info = hubert.load_backbone(str(tmp_path), CREMAD_EMOTIONS)
+    assert not info.pretrained_head
