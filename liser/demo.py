@@ -44,7 +44,6 @@ class DemoSettings:
     fractions: tuple[float, ...] | None = None  # None: demo-fraction.yaml's own
     configurations: tuple[str, ...] | None = TABLE2  # None: all of demo.yaml's (``--full``)
     methods: tuple[str, ...] = ("liser",)  # add "emodistill" and/or "nsl" for their teachers and studies
-    backbone_steps: int | None = None  # None: the tiny-synth backbone's own pretraining (6000 steps; shipped, so not rebuilt)
     method_trials: int | None = None  # None: every trial of the EmoDistill and NSL demo studies
     seed: int = 0
 
@@ -58,20 +57,6 @@ class DemoSettings:
         return cls(actors=5, unlabeled_clips=8, teacher_epochs=1, speech_epochs=1, face_videos=14, dfer_epochs=1, epochs=1, folds=(0, 1),
                    fractions=(0.5,), configurations=("no-dstl", "vid-sp-dstl", "distill-ce", "two-stage-train"),
                    method_trials=2)
-
-    def recipe(self):
-        """The tiny-synth backbone's recipe: its own, or a shorter pretraining (its own cached folder)."""
-        from liser.teachers.tiny_synth import DEFAULT_TINY_SYNTH, TinySynthRecipe
-
-        return DEFAULT_TINY_SYNTH if self.backbone_steps is None else TinySynthRecipe(steps=self.backbone_steps)
-
-    def backbone(self) -> str:
-        """The speech backbone: ``tiny-synth``, or a shorter pretraining of it, built here if not cached."""
-        if self.backbone_steps is None:
-            return "tiny-synth"
-        from liser.teachers.tiny_synth import tiny_synth_backbone
-
-        return str(tiny_synth_backbone(self.recipe()))
 
 
 @dataclass
@@ -156,12 +141,12 @@ def _speech_lane(synth: Path, folds: tuple[int, ...], s: DemoSettings) -> list[s
     from liser.teachers.faces import FaceStore, extract_corpus_faces
     from liser.teachers.pipeline import cache_speech_outputs
     from liser.teachers.speech import fit_speech_teachers, make_config
-    from liser.teachers.tiny_synth import TINY_SYNTH, tiny_synth_built
+    from liser.teachers.tiny_synth import DEFAULT_TINY_SYNTH, TINY_SYNTH, tiny_synth_built
 
     torch.set_num_threads(1)
-    started, recipe = time.time(), s.recipe()
-    lines = [] if tiny_synth_built(recipe) else [f"speech: building the {TINY_SYNTH} backbone ({recipe.steps} steps)"]
-    cfg = make_config(backbone=s.backbone(), epochs=s.speech_epochs, threads=1)
+    started = time.time()
+    lines = [] if tiny_synth_built() else [f"speech: building the {TINY_SYNTH} backbone ({DEFAULT_TINY_SYNTH.steps} steps)"]
+    cfg = make_config(backbone=TINY_SYNTH, epochs=s.speech_epochs, threads=1)
     labeled = load_corpus(f"ravdess:{synth / 'ravdess'}")
     speech_dir = synth / "speech-teachers"
     all_folds = resolve_folds(labeled.manifest)  # the folds the studies make (the seeded default)
@@ -220,11 +205,12 @@ def _nsl_teachers(synth: Path, s: DemoSettings, progress: bool, log) -> Path:
     """NSL's upstream model, fitted on the RAVDESS-layout actors, embedding the CREMA-D-layout clips."""
     from liser.corpora import load_corpus
     from liser.teachers.speech import make_config
+    from liser.teachers.tiny_synth import TINY_SYNTH
     from liser.teachers.upstream import embed_corpus, fit_upstream
 
     source, target = load_corpus(f"ravdess:{synth / 'ravdess'}"), load_corpus(f"cremad:{synth / 'cremad'}")
     out = synth / "nsl-teachers"
-    cfg = make_config(backbone=s.backbone(), epochs=s.teacher_epochs, threads=2)
+    cfg = make_config(backbone=TINY_SYNTH, epochs=s.teacher_epochs, threads=2)
     fit_upstream(source, cfg, out / "upstream-teacher", progress=progress, log=lambda m: log("      NSL " + m))
     outputs, _ = embed_corpus(out / "upstream-teacher", target, out / "upstream.npz", progress=progress)
     log(f"      NSL upstream: {len(outputs)} target clips embedded (dim {outputs.embeddings.shape[1]})")

@@ -175,10 +175,11 @@ def predict_segment_probs(
     return np.split(flat, np.cumsum(counts)[:-1])
 
 
-def _segment_means(model, waves: list[np.ndarray], normalize: bool, device, batch_size: int) -> np.ndarray:
-    """Per clip, the argmax of its speech segments' softmaxes averaged: the teacher as the trainer reads it."""
+def _segment_means(model, waves: list[np.ndarray], speech: list[np.ndarray], normalize: bool, device, batch_size: int) -> np.ndarray:
+    """Per clip, the argmax of its ``speech`` segments' softmaxes averaged (:func:`speech_segments`,
+    computed once per fit): the teacher as the trainer reads it."""
     probs = predict_segment_probs(model, waves, normalize=normalize, device=device, batch_size=batch_size)
-    return np.asarray([p[speech_segments(w)].mean(0).argmax() if len(p) else -1 for p, w in zip(probs, waves)])
+    return np.asarray([p[mask].mean(0).argmax() if len(p) else -1 for p, mask in zip(probs, speech)])
 
 
 def _decode(table, progress: bool) -> tuple[list[np.ndarray], list[int], list[dict]]:
@@ -252,6 +253,7 @@ def _fit(corpus: Corpus, train_speakers, cfg: SpeechTeacherConfig, out_dir: Path
     optimizer = make_optimizer(model, cfg)
     rng = np.random.default_rng([cfg.seed, 3, 2])
     val_waves, val_y = [waves[i] for i in val_idx], labels[val_idx]
+    val_speech = [speech_segments(w) for w in val_waves]
     bar = tqdm(total=cfg.epochs * len(fit_idx), desc=f"speech teacher {out_dir.name}", unit="clip", disable=not progress)
 
     starts = [speech_crop_starts(w, cfg.crop_seconds) for w in waves] if cfg.speech_crops else None
@@ -269,7 +271,7 @@ def _fit(corpus: Corpus, train_speakers, cfg: SpeechTeacherConfig, out_dir: Path
 
     def validate() -> tuple[tuple[float, float], dict]:
         pred = predict_clips(model, val_waves, normalize=backbone.normalize, device=device).argmax(1)
-        seg = _segment_means(model, val_waves, backbone.normalize, device, cfg.eval_batch_size)
+        seg = _segment_means(model, val_waves, val_speech, backbone.normalize, device, cfg.eval_batch_size)
         clips, segments = (uar(val_y, pred), war(val_y, pred)), (uar(val_y, seg), war(val_y, seg))
         fields = {"val_uar": clips[0], "val_war": clips[1], "val_segment_uar": segments[0], "val_segment_war": segments[1]}
         return (segments if cfg.select_on == "segments" else clips), fields

@@ -158,8 +158,7 @@ def tiny_synth_backbone(recipe: TinySynthRecipe | None = None, *, cache_dir: str
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         with torch_threads(1):  # one thread: the same weights on any machine, and fastest for so small a model
-            report = _pretrain_tiny(recipe, tmp, progress)
-        (tmp / "tiny_synth.json").write_text(json.dumps({**report, "key": recipe.key()}, indent=1))
+            _pretrain_tiny(recipe, tmp, progress)
     except BaseException:  # interrupted or failed: leave nothing half-built behind
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -256,7 +255,8 @@ def _emotion_model(model: HubertForSequenceClassification, recipe: TinySynthReci
 
 
 def _pretrain_tiny(recipe: TinySynthRecipe, out: Path, progress: bool) -> dict:
-    """Train every weight of a fresh tiny HuBERT on emotion and prosody, then save it with its emotion head.
+    """Train every weight of a fresh tiny HuBERT on emotion and prosody, then save it with its emotion head
+    and its report (``tiny_synth.json``, which carries the recipe's key); returns the report.
 
     The head is kept (its 8 emotion rows; the prosody rows are dropped) as a hub checkpoint
     fine-tuned for emotion keeps its classifier: a teacher whose classes it names starts from
@@ -291,8 +291,9 @@ def _pretrain_tiny(recipe: TinySynthRecipe, out: Path, progress: bool) -> dict:
     with quiet_transformers():
         _emotion_model(model, recipe).save_pretrained(out)
         Wav2Vec2FeatureExtractor(sampling_rate=SAMPLE_RATE, do_normalize=recipe.normalize, return_attention_mask=False).save_pretrained(out)
-    return {
+    report = {
         "recipe": asdict(recipe),
+        "key": recipe.key(),
         "version": _TINY_SYNTH_VERSION,
         "clips": len(waves),
         "prosody_targets": list(PROSODY_TARGETS),
@@ -302,7 +303,8 @@ def _pretrain_tiny(recipe: TinySynthRecipe, out: Path, progress: bool) -> dict:
         "seconds": round(time.perf_counter() - started, 1),
         "liser_version": liser.__version__,
     }
-
+    (out / "tiny_synth.json").write_text(json.dumps(report, indent=1))
+    return report
 
 
 def rebuild_shipped() -> str:
@@ -314,7 +316,6 @@ def rebuild_shipped() -> str:
         built = Path(tmp) / TINY_SYNTH
         with torch_threads(1):
             report = _pretrain_tiny(DEFAULT_TINY_SYNTH, built, True)
-        (built / "tiny_synth.json").write_text(json.dumps({**report, "key": DEFAULT_TINY_SYNTH.key()}, indent=1))
         if shipped_backbone() is not None:
             same = (built / "model.safetensors").read_bytes() == (SHIPPED / "model.safetensors").read_bytes()
             return f"rebuilt in {report['seconds']} s; weights {'identical to' if same else 'DIFFERENT from'} {SHIPPED}"

@@ -22,33 +22,38 @@ SPEECH_RANGE_DB = 20.0
 _FRAME = SAMPLE_RATE // 100  # 10 ms, for where speech is inside a clip
 
 
-def _level_db(x: np.ndarray) -> float:
-    return float(10 * np.log10(np.mean(np.square(x, dtype=np.float64)) + 1e-12)) if len(x) else -120.0
+def _levels_db(wave: np.ndarray, block: int, *, partial: bool) -> np.ndarray:
+    """Power in dB of each ``block`` samples of ``wave`` (the last, shorter block too if ``partial``)."""
+    x = np.asarray(wave, np.float64)
+    whole = len(x) // block
+    power = np.square(x[: whole * block]).reshape(whole, block).mean(1)
+    if partial and len(x) > whole * block:
+        power = np.append(power, np.square(x[whole * block :]).mean())
+    return 10 * np.log10(power + 1e-12)
+
+
+def _holds_speech(db: np.ndarray) -> np.ndarray:
+    """The one speech rule: within :data:`SPEECH_RANGE_DB` of the loudest block."""
+    return db > db.max() - SPEECH_RANGE_DB
 
 
 def speech_segments(wave: np.ndarray) -> np.ndarray:
     """Which 0.5 s segments of ``wave`` hold speech [ceil(len / 0.5 s)] (bool): a teacher's softmax
     on a pause is a guess from room noise, so those segments are marked invalid, as a video
     segment without a face is, and neither averaged nor distilled."""
-    wave = np.asarray(wave, np.float32)
-    n_seg = math.ceil(len(wave) / SEGMENT_SAMPLES)
-    if n_seg == 0:
-        return np.zeros(0, bool)
-    db = np.array([_level_db(wave[s * SEGMENT_SAMPLES : (s + 1) * SEGMENT_SAMPLES]) for s in range(n_seg)])
-    return db > db.max() - SPEECH_RANGE_DB
+    db = _levels_db(wave, SEGMENT_SAMPLES, partial=True)
+    return _holds_speech(db) if len(db) else np.zeros(0, bool)
 
 
 def speech_crop_starts(wave: np.ndarray, seconds: float) -> np.ndarray:
-    """Start samples of the ``seconds`` crops centred on speech (10 ms frames within
-    :data:`SPEECH_RANGE_DB` of the loudest); every start where the wave has no such frame."""
+    """Start samples of the ``seconds`` crops centred on speech (10 ms frames that hold it, by
+    the rule of :func:`speech_segments`); every start where the wave has no whole frame."""
     n = round(seconds * SAMPLE_RATE)
     last = max(len(wave) - n, 0)
-    frames = len(wave) // _FRAME
-    if frames == 0 or last == 0:
+    db = _levels_db(wave, _FRAME, partial=False)
+    if len(db) == 0 or last == 0:
         return np.arange(last + 1)
-    power = np.square(np.asarray(wave[: frames * _FRAME], np.float64)).reshape(frames, _FRAME).mean(1)
-    db = 10 * np.log10(power + 1e-12)
-    centres = np.flatnonzero(db > db.max() - SPEECH_RANGE_DB) * _FRAME + _FRAME // 2
+    centres = np.flatnonzero(_holds_speech(db)) * _FRAME + _FRAME // 2
     return np.unique(np.clip(centres - n // 2, 0, last))
 
 
