@@ -123,13 +123,27 @@ def _teachers(synth: Path, folds: list[int], s: DemoSettings, progress: bool, lo
             cache_video_outputs(load_corpus(f"avclips:{synth / 'avclips'}"), f"small:{dfer}", out, detector=FACE_DETECTOR, progress=progress)
         if not speech.done():
             log("      video lane done; waiting for the speech lane")
-        for line in speech.result():  # a failed lane raises here, as it would inline
+        with torch_threads(1):  # a rerun lane sets one thread; the studies' process keeps its own
+            lines = lane_result(speech, lambda: _speech_lane(synth, tuple(folds), s), log)
+        for line in lines:
             log(f"      {line}")
     diag, paths = report_folder(out, unlabeled=f"avclips:{synth / 'avclips'}", labeled=f"ravdess:{synth / 'ravdess'}")
     for line in summary_lines(diag):
         log(f"      {line}")
     log(f"      teacher diagnosis: {paths[0]}")
     return out
+
+
+def lane_result(future, rerun: Callable[[], list[str]], log) -> list[str]:
+    """A lane's log lines; where its process died (killed, out of memory) rather than raised,
+    the lane runs again here, reusing what it finished (every step skips what is on disk)."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        return future.result()  # a lane that raised raises here, as it would inline
+    except BrokenProcessPool:
+        log("      the speech lane's process ended abruptly; running it again here (its finished work is reused)")
+        return rerun()
 
 
 def _speech_lane(synth: Path, folds: tuple[int, ...], s: DemoSettings) -> list[str]:

@@ -36,3 +36,33 @@ def test_quick_and_full_are_refused_together(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode != 0 and "--quick and --full" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "data").exists()  # refused before any work
+
+
+def _die() -> list[str]:
+    import os
+
+    os._exit(3)  # a lane process killed mid-work: no exception reaches the driver
+
+
+def _lines() -> list[str]:
+    return ["speech: done"]
+
+
+def test_a_lane_whose_process_dies_runs_again_here_and_one_that_raises_still_raises():
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    import pytest
+
+    from liser.demo import lane_result
+
+    logged: list[str] = []
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=ctx) as pool:
+        assert lane_result(pool.submit(_die), lambda: ["rerun here"], logged.append) == ["rerun here"]
+    assert len(logged) == 1 and "ended abruptly" in logged[0]
+    with ProcessPoolExecutor(1, mp_context=ctx) as pool:
+        assert lane_result(pool.submit(_lines), lambda: ["not this"], logged.append) == ["speech: done"]
+        with pytest.raises(ZeroDivisionError):
+            lane_result(pool.submit(divmod, 1, 0), lambda: ["not this"], logged.append)
+    assert len(logged) == 1
