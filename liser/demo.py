@@ -117,15 +117,14 @@ def _teachers(synth: Path, folds: list[int], s: DemoSettings, progress: bool, lo
     out = synth / "teachers"
     log("[2/5] teachers: speech (backbone, a teacher per fold, outputs) in a second process beside video (the small DFER, outputs)")
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        speech = pool.submit(_speech_lane, synth, tuple(folds), s)
+        lane = (synth, tuple(folds), s)
+        speech = pool.submit(_speech_lane, *lane)
         dfer = _video_teacher(synth, s, progress, log)
         with torch_threads(1):
             cache_video_outputs(load_corpus(f"avclips:{synth / 'avclips'}"), f"small:{dfer}", out, detector=FACE_DETECTOR, progress=progress)
         if not speech.done():
             log("      video lane done; waiting for the speech lane")
-        with torch_threads(1):  # a rerun lane sets one thread; the studies' process keeps its own
-            lines = lane_result(speech, lambda: _speech_lane(synth, tuple(folds), s), log)
-        for line in lines:
+        for line in lane_result(speech, lambda: _speech_lane(*lane), log):
             log(f"      {line}")
     diag, paths = report_folder(out, unlabeled=f"avclips:{synth / 'avclips'}", labeled=f"ravdess:{synth / 'ravdess'}")
     for line in summary_lines(diag):
@@ -148,31 +147,30 @@ def lane_result(future, rerun: Callable[[], list[str]], log) -> list[str]:
 
 def _speech_lane(synth: Path, folds: tuple[int, ...], s: DemoSettings) -> list[str]:
     """The speech lane of :func:`_teachers` on one thread; returns its log lines (no bars: the video lane has the terminal)."""
-    import torch
-
     from liser.corpora import load_corpus
     from liser.folds import resolve_folds, save_folds
     from liser.teachers.faces import FaceStore, extract_corpus_faces
+    from liser.teachers.fitting import torch_threads
     from liser.teachers.pipeline import cache_speech_outputs
     from liser.teachers.speech import fit_speech_teachers, make_config
     from liser.teachers.tiny_synth import DEFAULT_TINY_SYNTH, TINY_SYNTH, tiny_synth_built
 
-    torch.set_num_threads(1)
-    started = time.time()
-    lines = [] if tiny_synth_built() else [f"speech: building the {TINY_SYNTH} backbone ({DEFAULT_TINY_SYNTH.steps} steps)"]
-    cfg = make_config(backbone=TINY_SYNTH, epochs=s.speech_epochs, threads=1)
-    labeled = load_corpus(f"ravdess:{synth / 'ravdess'}")
-    speech_dir = synth / "speech-teachers"
-    all_folds = resolve_folds(labeled.manifest)  # the folds the studies make (the seeded default)
-    speech_dir.mkdir(parents=True, exist_ok=True)
-    save_folds(all_folds, speech_dir / "folds.json", corpus=labeled.name, manifest_hash=labeled.manifest_hash(), seed=0)
-    fit_speech_teachers(labeled, all_folds, list(folds), cfg, speech_dir, progress=False, log=lambda m: lines.append(f"speech: {m}"))
-    unlabeled = load_corpus(f"avclips:{synth / 'avclips'}")
-    cache_speech_outputs(unlabeled, speech_dir, synth / "teachers", progress=False)
-    lines.append(f"speech: outputs over the unlabeled clips cached ({time.time() - started:.0f} s)")
-    # the store cache_video_outputs reads (its VideoOutputs builds the same one), so the video lane finds every face
-    faces = extract_corpus_faces(unlabeled, FaceStore(detector=FACE_DETECTOR), progress=False)
-    lines.append(f"speech lane: the unlabeled clips' faces stored for the video lane ({faces.get('computed', 0)} computed; {time.time() - started:.0f} s in this lane)")
+    with torch_threads(1):  # scoped: a lane rerun in the demo's process leaves its threads as they were
+        started = time.time()
+        lines = [] if tiny_synth_built() else [f"speech: building the {TINY_SYNTH} backbone ({DEFAULT_TINY_SYNTH.steps} steps)"]
+        cfg = make_config(backbone=TINY_SYNTH, epochs=s.speech_epochs, threads=1)
+        labeled = load_corpus(f"ravdess:{synth / 'ravdess'}")
+        speech_dir = synth / "speech-teachers"
+        all_folds = resolve_folds(labeled.manifest)  # the folds the studies make (the seeded default)
+        speech_dir.mkdir(parents=True, exist_ok=True)
+        save_folds(all_folds, speech_dir / "folds.json", corpus=labeled.name, manifest_hash=labeled.manifest_hash(), seed=0)
+        fit_speech_teachers(labeled, all_folds, list(folds), cfg, speech_dir, progress=False, log=lambda m: lines.append(f"speech: {m}"))
+        unlabeled = load_corpus(f"avclips:{synth / 'avclips'}")
+        cache_speech_outputs(unlabeled, speech_dir, synth / "teachers", progress=False)
+        lines.append(f"speech: outputs over the unlabeled clips cached ({time.time() - started:.0f} s)")
+        # the store cache_video_outputs reads (its VideoOutputs builds the same one), so the video lane finds every face
+        faces = extract_corpus_faces(unlabeled, FaceStore(detector=FACE_DETECTOR), progress=False)
+        lines.append(f"speech lane: the unlabeled clips' faces stored for the video lane ({faces.get('computed', 0)} computed; {time.time() - started:.0f} s in this lane)")
     return lines
 
 
