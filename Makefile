@@ -34,4 +34,4 @@ test: setup
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup -m ray --timeout 900
 
 clean:
-	rm -rf $(VENV) data/synth runs mlflow/mlflow.db mlflow/artifacts mlflow/studies dashboards/*.html
+	rm -rf $(VENV) data/synth runs mlflow/mlflow.db mlflow/mlflow.db.lock mlflow/artifacts mlflow/studies dashboards/*.html

@@ -118,7 +118,41 @@ def client(uri: str):
     quiet_mlflow()
     from mlflow.tracking import MlflowClient
 
+    ensure_schema(uri)
     return MlflowClient(tracking_uri=uri)
+
+
+_READY: set[str] = set()
+
+
+def ensure_schema(uri: str) -> None:
+    """Create or migrate an SQLite store's tables once, under a file lock beside it.
+
+    MLflow migrates a fresh SQLite database in whichever process opens it first; two
+    processes doing so together (a study starting while `liser ui` or another study opens
+    the same store) collide in the migrations ("duplicate column", "expected to match one
+    row") and one of them dies. Holding ``FILE.db.lock`` while the first query runs makes
+    the second process wait and then find the tables ready. Other stores: nothing to do.
+    """
+    if not uri.startswith("sqlite:///") or uri in _READY:
+        return
+    from mlflow.tracking import MlflowClient
+
+    path = Path(uri.removeprefix("sqlite:///"))
+    try:
+        import fcntl
+
+        lock = open(path.with_name(path.name + ".lock"), "a")
+    except (ImportError, OSError):  # no POSIX locks (Windows) or a read-only folder: MLflow's own behaviour
+        lock = None
+    try:
+        if lock is not None:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)  # the store migrates here
+    finally:
+        if lock is not None:
+            lock.close()
+    _READY.add(uri)
 
 
 def git_commit() -> str:

@@ -16,7 +16,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from liser.tracking import TAG, client, resolve_tracking_uri
+from liser.tracking import TAG, client, ensure_schema, resolve_tracking_uri
 
 # MLflow 3 opens an experiment in its GenAI view unless told otherwise; a study's trials
 # and fold runs live in the model-training view ("machine_learning").
@@ -51,6 +51,7 @@ def start_server(tracking_uri: str | None = None, *, root: str | Path = ".", hos
     uri, artifact_root = resolve_tracking_uri(tracking_uri, root)
     if uri.startswith(("http://", "https://")):
         raise ValueError(f"{uri} is already a tracking server; open it in a browser")
+    ensure_schema(uri)  # migrated here, under the lock, not by the server racing a study
     port = port or free_port(host)
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL
     proc = subprocess.Popen(server_command(uri, artifact_root, host, port), env=server_env(telemetry), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)

@@ -1,5 +1,10 @@
 """MLflow records of a trial in a real (sqlite) store: reopened parents, superseded folds, reconcile."""
 
+import subprocess
+import sys
+import textwrap
+import time
+
 import numpy as np
 import pytest
 
@@ -17,6 +22,39 @@ def test_default_store_is_under_mlflow(tmp_path):
     uri, artifacts = tracking.resolve_tracking_uri(None, tmp_path)
     assert uri == f"sqlite:///{tmp_path.resolve() / 'mlflow' / 'mlflow.db'}"
     assert artifacts == tmp_path.resolve() / "mlflow" / "artifacts"
+
+
+OPEN_WHEN_TOLD = textwrap.dedent("""
+    import os, sys, time
+    import mlflow  # the slow import first, so the three processes open the store together
+    from liser import tracking
+    open(f"{sys.argv[2]}.{os.getpid()}", "w").close()  # ready
+    while not os.path.exists(sys.argv[2]):
+        time.sleep(0.01)
+    tracking.client(sys.argv[1]).search_experiments(max_results=1)
+    print("opened")
+""")
+
+
+def test_processes_opening_a_fresh_store_together_all_get_it(tmp_path):
+    """Three real processes open one new SQLite store at the same moment (a study starting while
+    `liser ui` opens it). Unguarded, MLflow's migrations collide and two of them die."""
+    uri = f"sqlite:///{tmp_path / 'fresh.db'}"
+    go = tmp_path / "go"
+    procs = [subprocess.Popen([sys.executable, "-c", OPEN_WHEN_TOLD, uri, str(go)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    try:
+        deadline = time.time() + 120
+        while len(list(tmp_path.glob("go.*"))) < 3 and time.time() < deadline:
+            time.sleep(0.1)
+        go.touch()
+        outs = [p.communicate(timeout=120) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    assert [p.returncode for p in procs] == [0, 0, 0], [err[-400:] for _, err in outs]
+    assert all(out.strip() == "opened" for out, _ in outs)
+    assert len(tracking.client(uri).search_experiments()) == 1  # one migrated store, its Default experiment
 
 
 def test_experiment_created_once(store):
