@@ -65,10 +65,17 @@ def inference_copy(model: nn.Module) -> nn.Module:
     return fused
 
 
-@torch.inference_mode()
 def predict_logits(model: nn.Module, feats: Sequence[np.ndarray], device: torch.device | str = "cpu", batch_size: int = 256,
                    stride_s: float = EVAL_STRIDE_SECONDS) -> np.ndarray:
     """Clip-level g_sup logits [N, K_S]: the mean over each clip's sliding windows (``stride_s`` apart)."""
+    return predict_heads(model, feats, device, batch_size, stride_s, heads=("sup",))["sup"]
+
+
+@torch.inference_mode()
+def predict_heads(model: nn.Module, feats: Sequence[np.ndarray], device: torch.device | str = "cpu", batch_size: int = 256,
+                  stride_s: float = EVAL_STRIDE_SECONDS, heads: Sequence[str] = ("sup", "sd", "vd")) -> dict[str, np.ndarray]:
+    """Clip-level logits of each named head the model has (``sup``, ``sd``, ``vd`` of a LiSER student),
+    from one pass over the windows: each the mean over a clip's sliding windows (``stride_s`` apart)."""
     model.eval()
     model = inference_copy(model)
     owners, windows = [], []
@@ -76,15 +83,23 @@ def predict_logits(model: nn.Module, feats: Sequence[np.ndarray], device: torch.
         for s in window_starts(feat.shape[1], stride_s):
             owners.append(i)
             windows.append(fit_frames(feat, s))
-    owners = np.asarray(owners)
-    chunks = []
+    owners = np.asarray(owners, dtype=np.int64)
+    chunks: dict[str, list[torch.Tensor]] = {}
     for lo in range(0, len(windows), batch_size):
-        x = torch.from_numpy(np.stack(windows[lo : lo + batch_size])).to(device)
-        chunks.append(model(x).sup.float().cpu())
-    logits = torch.cat(chunks).numpy() if chunks else np.zeros((0, 0), np.float32)
-    out = np.zeros((len(feats), logits.shape[1]), np.float32)
-    np.add.at(out, owners, logits)
-    return out / np.bincount(owners, minlength=len(feats))[:, None]
+        out = model(torch.from_numpy(np.stack(windows[lo : lo + batch_size])).to(device))
+        for h in heads:
+            if h in out._fields:
+                chunks.setdefault(h, []).append(getattr(out, h).float().cpu())
+    counts = np.bincount(owners, minlength=len(feats))[:, None] if len(owners) else np.ones((len(feats), 1))
+    result = {}
+    for h, parts in chunks.items():
+        logits = torch.cat(parts).numpy()
+        summed = np.zeros((len(feats), logits.shape[1]), np.float32)
+        np.add.at(summed, owners, logits)
+        result[h] = summed / counts
+    if not chunks and "sup" in heads:  # no windows at all: the shape the old code gave
+        result["sup"] = np.zeros((len(feats), 0), np.float32)
+    return result
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:

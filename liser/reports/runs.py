@@ -29,6 +29,8 @@ FOLD_METRICS = (
     "val_uar", "val_war", "test_uar", "test_war", "n_train", "n_val", "n_test", "best_epoch",
     "n_parameters", "n_graph_mean_degree", "n_graph_isolated_fraction",  # the student's size; NSL's graph per fold
     "unlabeled_truth_accuracy", "unlabeled_truth_uar",  # the student on the unlabeled clips, where a hidden truth exists
+    "unlabeled_truth_sd_accuracy", "unlabeled_truth_sd_uar",  # ... its distillation heads there (g_sd, g_vd), where trained
+    "unlabeled_truth_vd_accuracy", "unlabeled_truth_vd_uar",
 )
 # Params that name a trial rather than set one of its knobs.
 NAMING_PARAMS = ("config", "name")

@@ -138,7 +138,9 @@ def prepare(study: Study, *, cache_dir: str | Path | None = None, progress: bool
     from liser.teachers.truth import load_truth
 
     truth = load_truth(unlabeled.corpus.root) if unlabeled is not None else None
-    return TrialContext(study, labeled, unlabeled, teachers, folds, "", "", tags, teacher_keys, files, unlabeled_truth=truth)
+    video_truth = load_truth(unlabeled.corpus.root, "video") if unlabeled is not None else None
+    return TrialContext(study, labeled, unlabeled, teachers, folds, "", "", tags, teacher_keys, files,
+                        unlabeled_truth=truth, unlabeled_video_truth=video_truth)
 
 
 def log_teachers_run(ctx: TrialContext, log: Callable[[str], None] = print) -> str | None:

@@ -46,6 +46,7 @@ class TrialContext:
     # The unlabeled clips' hidden true emotion (the synthetic corpus only): each fold's student
     # is scored on it after training, beside its teachers; never a training input.
     unlabeled_truth: Any = None
+    unlabeled_video_truth: Any = None  # the same clips' FERV39k class: what g_vd is scored against
 
 
 def _fold_teacher_tags(ctx: TrialContext, fold: int) -> dict[str, str]:
@@ -110,7 +111,7 @@ def _train_one(ctx: TrialContext, tracker: TrialTracker, cfg, fold: Fold, seed: 
             cfg, ctx.labeled, fold, ctx.unlabeled if cfg.uses_unlabeled else None, fold_teachers,
             device=device, progress=progress, on_epoch=lambda _f, epoch, row: tracker.log_epoch(run_id, epoch, row),
         )
-        extra = _truth_metrics(ctx, result, device)
+        extra = _truth_metrics(ctx, result, cfg, fold_teachers, device)
         with tempfile.TemporaryDirectory(prefix="liser-trial-") as tmp:
             ckpt = save_checkpoint(Path(tmp) / "student.pt", result, cfg, ctx.labeled.corpus.classes)
             tracker.finish_fold(
@@ -123,12 +124,27 @@ def _train_one(ctx: TrialContext, tracker: TrialTracker, cfg, fold: Fold, seed: 
     return {**result.as_dict(), "seed": seed}
 
 
-def _truth_metrics(ctx: TrialContext, result, device) -> dict[str, float]:
+def _truth_metrics(ctx: TrialContext, result, cfg, fold_teachers: dict[str, TeacherOutputs], device) -> dict[str, float]:
     """The fold's student on the unlabeled clips against their hidden truth, where one exists:
-    is it right where its teachers are asked to teach? (the dashboard's Teachers section)."""
+    is it right where its teachers are asked to teach? (the dashboard's Teachers section).
+
+    g_sup always (``unlabeled_truth_*``); the distillation heads only where this configuration
+    trained them (λ^sd > 0: g_sd, ``unlabeled_truth_sd_*``; λ^vd > 0: g_vd, ``unlabeled_truth_vd_*``),
+    since an untrained head's score says nothing.
+    """
     if ctx.unlabeled_truth is None or ctx.unlabeled is None:
         return {}
-    from liser.teachers.truth import student_truth_scores
+    from liser.teachers.truth import student_head_scores
 
-    scores = student_truth_scores(result.student(), ctx.unlabeled.features.features, ctx.unlabeled_truth, ctx.labeled.corpus.classes, device)
-    return {"unlabeled_truth_accuracy": scores["accuracy"], "unlabeled_truth_uar": scores["uar"]} if scores else {}
+    classes = ctx.labeled.corpus.classes
+    truths = {"sup": (ctx.unlabeled_truth, classes)}
+    if cfg.method == "liser" and cfg.lambda_sd > 0:
+        truths["sd"] = (ctx.unlabeled_truth, classes)
+    if cfg.method == "liser" and cfg.lambda_vd > 0 and ctx.unlabeled_video_truth is not None and "video" in fold_teachers:
+        truths["vd"] = (ctx.unlabeled_video_truth, fold_teachers["video"].classes)
+    scores = student_head_scores(result.student(), ctx.unlabeled.features.features, truths, device)
+    out = {}
+    for head, s in scores.items():
+        prefix = "unlabeled_truth_" if head == "sup" else f"unlabeled_truth_{head}_"
+        out |= {prefix + "accuracy": s["accuracy"], prefix + "uar": s["uar"]}
+    return out

@@ -11,6 +11,7 @@ metadata (``hidden_truth``) whenever the truth file is there.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -114,10 +115,29 @@ def student_truth_scores(model, clips: dict[str, np.ndarray], truth: pd.Series, 
     """A trained student scored on the unlabeled clips against the hidden truth (its g_sup head, the mean
     of windows 1 s apart): the figure to set beside its teachers' on the same clips. Scoring only,
     after training; nothing here reaches a loss or a model choice."""
-    from liser.evaluate import predict_logits
+    return student_head_scores(model, clips, {"sup": (truth, classes)}, device).get("sup", {})
 
-    ids = [c for c in clips if c in truth.index]
+
+def student_head_scores(model, clips: dict[str, np.ndarray], truths: dict[str, tuple[pd.Series, Any]], device="cpu") -> dict[str, dict]:
+    """Each named head of a student against its own truth, from one pass over the clips' windows.
+
+    ``truths`` maps a head to (true class per clip id, the head's class names): ``sup`` and ``sd``
+    to the speech emotion in the labeled corpus's classes, ``vd`` to the FERV39k class in the video
+    teacher's. g_sd and g_vd are the heads eq. 2-3 fit to the teachers; g_sup predicts. Scoring
+    them apart shows where knowledge arrived: a student can follow its teacher in g_sd while g_sup,
+    trained on the acted labels only, barely moves. A head the model lacks, or with no clip in
+    its truth, is absent from the result.
+    """
+    from liser.evaluate import predict_heads
+
+    ids = sorted({c for t, _ in truths.values() for c in clips if c in t.index})
     if not ids:
         return {}
-    pred = predict_logits(model, [clips[c] for c in ids], device, stride_s=TRUTH_STRIDE_SECONDS).argmax(1)
-    return score_calls(dict(zip(ids, map(int, pred))), truth, classes)
+    logits = predict_heads(model, [clips[c] for c in ids], device, stride_s=TRUTH_STRIDE_SECONDS, heads=tuple(truths))
+    out = {}
+    for head, (truth, classes) in truths.items():
+        if head in logits:
+            scores = score_calls(dict(zip(ids, map(int, logits[head].argmax(1)))), truth, classes)
+            if scores:
+                out[head] = scores
+    return out

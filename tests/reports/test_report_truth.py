@@ -38,3 +38,15 @@ def test_no_line_without_a_truth_or_a_no_dstl_reference():
     assert truth_sentence(pd.DataFrame({"kind": ["speech"], "truth_accuracy": [float("nan")]}), _students(0.1, 0.0)) == ""
     other = Table("s", "S", pd.DataFrame([{"config": "vid-dstl", "labeled_fraction": 1.0, "truth_accuracy_mean": 0.2, "truth_accuracy_std": 0.0}]), pd.DataFrame(), "")
     assert truth_sentence(_teachers(speech=[0.5]), other) == ""
+
+
+def test_the_distillation_heads_are_set_beside_g_sup_of_the_same_students():
+    """Where the knowledge landed: sp-dstl's g_sd follows its teacher while its g_sup barely moves."""
+    students = _students(0.127, 0.0)
+    students.data = pd.concat([students.data, pd.DataFrame([
+        {"config": "sp-dstl", "labeled_fraction": 1.0, "truth_accuracy_mean": 0.147, "truth_accuracy_std": 0.0, "sd_truth_accuracy_mean": 0.297},
+        {"config": "sp-dstl", "labeled_fraction": 0.25, "truth_accuracy_mean": 0.1, "truth_accuracy_std": 0.0, "sd_truth_accuracy_mean": 0.9},
+    ])], ignore_index=True)
+    line = truth_sentence(_teachers(speech=[0.313]), students)
+    assert line.endswith("speech 0.313 (above it). Distilling students' heads on the same clips: g_sd 0.297 (g_sup 0.147; sp-dstl).")
+    assert "g_vd" not in line  # no configuration trained it

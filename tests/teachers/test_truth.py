@@ -92,3 +92,33 @@ def test_a_student_is_scored_on_the_clips_with_a_truth_in_its_classes():
     assert s["clips"] == 3  # d's "contempt" is no class of the student; x has no truth
     assert s["accuracy"] == pytest.approx(right / 3)
     assert student_truth_scores(model, {"x": clips["x"]}, truth, RAVDESS_EMOTIONS) == {}
+
+
+def test_each_head_is_scored_against_its_own_truth_from_one_pass():
+    """g_sup and g_sd against the speech emotion, g_vd against the FERV39k class; a model without
+    distillation heads (CNN6) gets only g_sup."""
+    import torch
+
+    from liser.evaluate import predict_heads, predict_logits
+    from liser.model import CNN6, Student
+    from liser.teachers.truth import TRUTH_STRIDE_SECONDS, student_head_scores
+
+    torch.manual_seed(1)
+    rng = np.random.default_rng(1)
+    model = Student(n_classes=len(RAVDESS_EMOTIONS), n_video_classes=len(FERV39K_CLASSES)).eval()
+    clips = {c: rng.normal(size=(64, 230)).astype(np.float32) for c in "abcd"}
+    speech, video = TRUTH.set_index("clip_id")["emotion"], TRUTH.set_index("clip_id")["ferv_class"]
+    s = student_head_scores(model, clips, {"sup": (speech, RAVDESS_EMOTIONS), "sd": (speech, RAVDESS_EMOTIONS), "vd": (video, FERV39K_CLASSES)})
+    logits = predict_heads(model, [clips[c] for c in "abcd"], stride_s=TRUTH_STRIDE_SECONDS)
+    assert set(logits) == {"sup", "sd", "vd"} and logits["vd"].shape == (4, len(FERV39K_CLASSES))
+    np.testing.assert_allclose(logits["sup"], predict_logits(model, [clips[c] for c in "abcd"], stride_s=TRUTH_STRIDE_SECONDS), rtol=1e-6)
+    for head, truth, classes, scored in (("sd", speech, RAVDESS_EMOTIONS, "abc"), ("vd", video, FERV39K_CLASSES, "abcd")):
+        calls = [classes[i] for i in logits[head].argmax(1)]
+        right = [call == truth[c] for c, call in zip("abcd", calls) if c in scored]
+        assert s[head]["clips"] == len(scored)  # d's "contempt" is no speech class; its "neutral" face is scored
+        assert s[head]["accuracy"] == pytest.approx(np.mean(right))
+    assert not np.allclose(logits["sd"], logits["sup"])  # two heads, not one read twice
+
+    plain = CNN6(n_classes=len(RAVDESS_EMOTIONS)).eval()
+    only = student_head_scores(plain, clips, {"sup": (speech, RAVDESS_EMOTIONS), "sd": (speech, RAVDESS_EMOTIONS)})
+    assert set(only) == {"sup"}
