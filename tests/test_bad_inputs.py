@@ -132,6 +132,7 @@ def _cases():
         ("cache dir is a file (point 4)", lambda s, d: ["train", "--labeled", lab(s, d), "--cache-dir", d / "afile"], 2, ["afile"]),
         ("output folder is a file", lambda s, d: ["train", "--labeled", lab(s, d), "--out", d / "afile"], 2, ["afile"]),
         ("unknown demo method", lambda s, d: ["demo", "--methods", "bogus"], 1, ["bogus"]),
+        ("demo with no epochs", lambda s, d: ["demo", "--epochs", "0"], 2, ["--epochs"]),
     ]
     return c
 

@@ -31,6 +31,12 @@ def test_figure2_points_share_one_schedule():
     assert all(0 < f < 1 for f in curve.grid["labeled_fraction"])
 
 
+def test_demo_epochs_reach_both_studies_and_keep_their_schedule_shared():
+    table, curve = _demo(DemoSettings(epochs=15)), _demo(DemoSettings(epochs=15), fraction=True)
+    assert table.fixed["epochs"] == curve.fixed["epochs"] == 15 and table.fixed == curve.fixed
+    assert _demo(DemoSettings()).fixed["epochs"] == load_study(studies_dir() / "demo.yaml").fixed["epochs"]
+
+
 def test_quick_and_full_are_refused_together(tmp_path):
     done = subprocess.run([sys.executable, "-m", "liser.cli", "demo", "--quick", "--full", "--root", str(tmp_path)],
                           capture_output=True, text=True, timeout=120)

@@ -16,8 +16,10 @@ from liser.cli.options import fail, quiet_option, tracking_uri_option
 @click.option("--studies", "studies_dir", type=click.Path(file_okay=False, path_type=Path), help="folder with demo.yaml and demo-fraction.yaml (default: the shipped studies/)")
 @click.option("--methods", default="liser", show_default=True, metavar="LIST",
               help="methods to demonstrate: liser, emodistill, nsl, comma-separated, or all (each adds its teachers, a study and a dashboard)")
+@click.option("--epochs", type=click.IntRange(min=1), help="student epochs of every demo study (default: the study files' 5; "
+              "the students' time grows in proportion: 15 triples it, README)")
 @quiet_option
-def demo_cmd(root, quick, full, studies_dir, methods, quiet) -> None:
+def demo_cmd(root, quick, full, studies_dir, methods, epochs, quiet) -> None:
     """The whole mission on the built-in synthetic corpus, on a CPU (~15 min on 2 cores).
 
     \b
@@ -43,6 +45,8 @@ def demo_cmd(root, quick, full, studies_dir, methods, quiet) -> None:
     if quick and full:
         fail("--quick and --full: choose one (--quick is the reduced check, --full adds Table 3)")
     settings = replace(DemoSettings.quick() if quick else DemoSettings.full() if full else DemoSettings(), methods=picked)
+    if epochs is not None:
+        settings = replace(settings, epochs=epochs)
     try:
         result = run_demo(root, settings, studies=studies_dir, progress=not quiet, log=click.echo)
     except (StudyError, ValueError, FileNotFoundError) as exc:

@@ -28,9 +28,9 @@ TRIAL_METRICS = tuple(f"{part}_{m}_{s}" for part in ("val", "test") for m in ("u
 FOLD_METRICS = (
     "val_uar", "val_war", "test_uar", "test_war", "n_train", "n_val", "n_test", "best_epoch",
     "n_parameters", "n_graph_mean_degree", "n_graph_isolated_fraction",  # the student's size; NSL's graph per fold
-    "unlabeled_truth_accuracy", "unlabeled_truth_uar",  # the student on the unlabeled clips, where a hidden truth exists
-    "unlabeled_truth_sd_accuracy", "unlabeled_truth_sd_uar",  # ... its distillation heads there (g_sd, g_vd), where trained
-    "unlabeled_truth_vd_accuracy", "unlabeled_truth_vd_uar",
+    # the student on the unlabeled clips, where a hidden truth exists: g_sup, then its distillation
+    # heads (g_sd, g_vd) where trained; top_share: the share of clips given its most called class
+    *(f"unlabeled_truth_{h}{m}" for h in ("", "sd_", "vd_") for m in ("accuracy", "uar", "top_share")),
 )
 # Params that name a trial rather than set one of its knobs.
 NAMING_PARAMS = ("config", "name")

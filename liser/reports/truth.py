@@ -18,10 +18,18 @@ from liser.reports.tables import Table, fmt_pm, in_paper_order, with_defaults
 METRIC = "unlabeled_truth_accuracy"
 # The distillation heads, scored where a configuration trained them (liser.studies.trial).
 HEADS = {"sd": "g_sd (speech distillation head) on those clips", "vd": "g_vd (video distillation head, FERV39k classes)"}
+# A head that gives one class to at least this share of the clips has learned its teacher's
+# class prior, not its calls: its accuracy is that class's share of the truth, its UAR chance.
+COLLAPSED_SHARE = 0.9
+
+
+def _metric(head: str, what: str) -> str:
+    return f"unlabeled_truth_{head + '_' if head else ''}{what}"
 
 
 def student_truth_table(data: StudyData) -> Table | None:
-    """Per study, configuration and labeled fraction: the students' hidden-truth accuracy and UAR on the unlabeled clips."""
+    """Per study, configuration and labeled fraction: the students' hidden-truth accuracy and UAR on the
+    unlabeled clips, for g_sup and for each distillation head the configuration trained."""
     folds = with_defaults(data.folds)
     if METRIC not in folds or folds[METRIC].isna().all():
         return None
@@ -30,11 +38,13 @@ def student_truth_table(data: StudyData) -> Table | None:
     rows = []
     for key, g in folds.groupby(keys, sort=False):
         row = {**dict(zip(keys, key)), "n_folds": len(g), "test_uar_mean": g["test_uar"].mean()}
-        for name, metric in (("truth", METRIC), *((f"{h}_truth", f"unlabeled_truth_{h}_accuracy") for h in HEADS)):
-            values = g[metric].dropna() if metric in g else pd.Series(dtype=float)
-            row[f"{name}_accuracy_mean"] = values.mean() if len(values) else np.nan
-            row[f"{name}_accuracy_std"] = values.std(ddof=1) if len(values) > 1 else np.nan
-        row["truth_uar_mean"] = g["unlabeled_truth_uar"].mean()
+        for head, name in (("", "truth"), *((h, f"{h}_truth") for h in HEADS)):
+            acc = g[_metric(head, "accuracy")].dropna() if _metric(head, "accuracy") in g else pd.Series(dtype=float)
+            row[f"{name}_accuracy_mean"] = acc.mean() if len(acc) else np.nan
+            row[f"{name}_accuracy_std"] = acc.std(ddof=1) if len(acc) > 1 else np.nan
+            for what in ("uar", "top_share"):
+                col = _metric(head, what)
+                row[f"{name}_{what}_mean"] = g[col].mean() if col in g and g[col].notna().any() else np.nan
         rows.append(row)
     tidy = in_paper_order(pd.DataFrame(rows), data, "labeled_fraction")
     display = pd.DataFrame({
@@ -42,17 +52,26 @@ def student_truth_table(data: StudyData) -> Table | None:
         "folds": tidy["n_folds"],
         "accuracy on the unlabeled clips": [fmt_pm(m, s) for m, s in zip(tidy["truth_accuracy_mean"], tidy["truth_accuracy_std"])],
         "UAR on the unlabeled clips": tidy["truth_uar_mean"].map(lambda v: f"{v:.3f}"),
-        **{label: [fmt_pm(m, sd) for m, sd in zip(tidy[f"{h}_truth_accuracy_mean"], tidy[f"{h}_truth_accuracy_std"])]
-           for h, label in HEADS.items() if tidy[f"{h}_truth_accuracy_mean"].notna().any()},
+        **{label: [_head_cell(r, h) for _, r in tidy.iterrows()] for h, label in HEADS.items() if tidy[f"{h}_truth_accuracy_mean"].notna().any()},
         "test UAR": tidy["test_uar_mean"].map(lambda v: f"{v:.3f}"),
     })
     note = ("Each fold's best-validation student, scored after training on every unlabeled clip against the hidden truth "
             "(the speech emotion; the mean of windows 1 s apart). A teacher can teach where it is right and the no-dstl student is not. "
             "The accuracy columns score g_sup, the head that predicts. Where a configuration distils, its distillation heads are "
             "scored too: g_sd (eq. 2, fit to the speech teacher) against the speech emotion, g_vd (eq. 3, fit to the video teacher) "
-            "against the clip's FERV39k class. A g_sd near its teacher with g_sup far below says the knowledge reached the student's "
-            "embedding but not its predicting head, which learns from the acted labels only.")
+            "against the clip's FERV39k class, each as accuracy, UAR and the share of clips given its most called class. "
+            f"A head that gives one class to {COLLAPSED_SHARE:.0%} or more of the clips has learned its teacher's class prior, "
+            "not its calls: its accuracy is that class's share, its UAR chance.")
     return Table("students-on-unlabeled", "Students on the teachers' clips (hidden truth)", tidy, display, note)
+
+
+def _head_cell(row: pd.Series, head: str) -> str:
+    acc = fmt_pm(row[f"{head}_truth_accuracy_mean"], row[f"{head}_truth_accuracy_std"])
+    if not np.isfinite(row[f"{head}_truth_accuracy_mean"]):
+        return acc
+    share = row[f"{head}_truth_top_share_mean"]
+    top = f", one class on {share:.0%}" if np.isfinite(share) else ""
+    return f"{acc} (UAR {row[f'{head}_truth_uar_mean']:.3f}{top})"
 
 
 def truth_sentence(teachers: pd.DataFrame, students: Table | None) -> str:
@@ -81,11 +100,17 @@ def truth_sentence(teachers: pd.DataFrame, students: Table | None) -> str:
 
 
 def _heads_sentence(students: Table) -> str:
-    """Where the distilled knowledge landed, with all labels: the distillation heads against g_sup of the same students."""
+    """Where the distilled knowledge landed, with all labels: the distillation heads against g_sup of the same
+    students, and a head that gives one class to nearly every clip named as having learned only the prior."""
     full = students.data[students.data["labeled_fraction"] == 1.0]
     parts = []
     for h in HEADS:
         g = full.dropna(subset=[f"{h}_truth_accuracy_mean"]) if f"{h}_truth_accuracy_mean" in full else full.iloc[:0]
-        if len(g):
-            parts.append(f"g_{h} {g[f'{h}_truth_accuracy_mean'].mean():.3f} (g_sup {g['truth_accuracy_mean'].mean():.3f}; {', '.join(g['config'])})")
+        if not len(g):
+            continue
+        uar = g[f"{h}_truth_uar_mean"].mean() if f"{h}_truth_uar_mean" in g else np.nan
+        share = g[f"{h}_truth_top_share_mean"].mean() if f"{h}_truth_top_share_mean" in g else np.nan
+        scores = f"g_{h} {g[f'{h}_truth_accuracy_mean'].mean():.3f}" + (f", UAR {uar:.3f}" if np.isfinite(uar) else "")
+        collapsed = f", one class on {share:.0%} of the clips: the teacher's prior, not its calls" if np.isfinite(share) and share >= COLLAPSED_SHARE else ""
+        parts.append(f"{scores}{collapsed} (g_sup {g['truth_accuracy_mean'].mean():.3f}; {', '.join(g['config'])})")
     return f" Distilling students' heads on the same clips: {'; '.join(parts)}." if parts else ""

@@ -146,5 +146,5 @@ def _truth_metrics(ctx: TrialContext, result, cfg, fold_teachers: dict[str, Teac
     out = {}
     for head, s in scores.items():
         prefix = "unlabeled_truth_" if head == "sup" else f"unlabeled_truth_{head}_"
-        out |= {prefix + "accuracy": s["accuracy"], prefix + "uar": s["uar"]}
+        out |= {prefix + "accuracy": s["accuracy"], prefix + "uar": s["uar"], prefix + "top_share": s["top_class_share"]}
     return out

@@ -41,12 +41,19 @@ def test_no_line_without_a_truth_or_a_no_dstl_reference():
 
 
 def test_the_distillation_heads_are_set_beside_g_sup_of_the_same_students():
-    """Where the knowledge landed: sp-dstl's g_sd follows its teacher while its g_sup barely moves."""
+    """Where the knowledge landed: sp-dstl's g_sd beside its g_sup; a g_vd that gives one class to
+    every clip is named as having learned the teacher's prior (the demo's case: neutral on 100 %)."""
     students = _students(0.127, 0.0)
     students.data = pd.concat([students.data, pd.DataFrame([
-        {"config": "sp-dstl", "labeled_fraction": 1.0, "truth_accuracy_mean": 0.147, "truth_accuracy_std": 0.0, "sd_truth_accuracy_mean": 0.297},
+        {"config": "sp-dstl", "labeled_fraction": 1.0, "truth_accuracy_mean": 0.147, "truth_accuracy_std": 0.0,
+         "sd_truth_accuracy_mean": 0.297, "sd_truth_uar_mean": 0.21, "sd_truth_top_share_mean": 0.5},
+        {"config": "vid-dstl", "labeled_fraction": 1.0, "truth_accuracy_mean": 0.133, "truth_accuracy_std": 0.0,
+         "vd_truth_accuracy_mean": 0.42, "vd_truth_uar_mean": 1 / 7, "vd_truth_top_share_mean": 1.0},
         {"config": "sp-dstl", "labeled_fraction": 0.25, "truth_accuracy_mean": 0.1, "truth_accuracy_std": 0.0, "sd_truth_accuracy_mean": 0.9},
     ])], ignore_index=True)
     line = truth_sentence(_teachers(speech=[0.313]), students)
-    assert line.endswith("speech 0.313 (above it). Distilling students' heads on the same clips: g_sd 0.297 (g_sup 0.147; sp-dstl).")
-    assert "g_vd" not in line  # no configuration trained it
+    assert line.endswith("speech 0.313 (above it). Distilling students' heads on the same clips: "
+                         "g_sd 0.297, UAR 0.210 (g_sup 0.147; sp-dstl); "
+                         "g_vd 0.420, UAR 0.143, one class on 100% of the clips: the teacher's prior, not its calls (g_sup 0.133; vid-dstl).")
+    only_sd = students.data[students.data["config"] != "vid-dstl"]
+    assert "g_vd" not in truth_sentence(_teachers(speech=[0.313]), Table("s", "S", only_sd, only_sd, ""))  # no configuration trained it

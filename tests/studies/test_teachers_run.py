@@ -43,7 +43,7 @@ def test_teachers_run_is_logged_once_and_the_dashboard_links_it(tmp_path, write_
         fold = t.start_fold(0, 0, {})
         t.finish_fold(fold, config={"name": config}, fold_record={"index": 0}, result=fake_result(0), classes=["a", "b", "c"], checkpoint=ckpt,
                       extra_metrics={"unlabeled_truth_accuracy": acc, "unlabeled_truth_uar": acc / 2,
-                                     **({"unlabeled_truth_sd_accuracy": 0.625, "unlabeled_truth_sd_uar": 0.5} if config == "sp-dstl" else {})})
+                                     **({"unlabeled_truth_sd_accuracy": 0.625, "unlabeled_truth_sd_uar": 0.5, "unlabeled_truth_sd_top_share": 0.375} if config == "sp-dstl" else {})})
         t.finish({"val_uar_mean": 0.5, "test_uar_mean": 1.0})
     written = build_report(uri, [study.name], tmp_path / "boards")
     page = written[0].read_text()
@@ -54,4 +54,5 @@ def test_teachers_run_is_logged_once_and_the_dashboard_links_it(tmp_path, write_
     assert "no-dstl" in table and "sp-dstl" in table and "vid-sp-dstl" not in table  # only folds that logged the score
     assert "g_sd (speech distillation head) on those clips" in page and "0.625" in page  # sp-dstl's g_sd, beside its g_sup
     assert "g_vd (video" not in page  # no fold trained g_vd
-    assert "g_sd 0.625 (g_sup 0.750; sp-dstl)" in page
+    assert "0.625 (UAR 0.500, one class on 38%)" in page  # the table cell
+    assert "g_sd 0.625, UAR 0.500 (g_sup 0.750; sp-dstl)" in page  # the line

@@ -57,6 +57,7 @@ def test_a_distilling_students_heads_are_scored_where_it_trained_them(tmp_path, 
     for head in ("sd", "vd"):
         assert m[f"unlabeled_truth_{head}_accuracy"] == pytest.approx(again[head]["accuracy"], abs=1e-6)
         assert m[f"unlabeled_truth_{head}_uar"] == pytest.approx(again[head]["uar"], abs=1e-6)
+        assert m[f"unlabeled_truth_{head}_top_share"] == pytest.approx(again[head]["top_class_share"], abs=1e-6)
     assert again["vd"]["clips"] == len(ctx.unlabeled.features.features)  # every clip has a FERV39k class
 
 
