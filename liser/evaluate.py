@@ -88,8 +88,9 @@ def predict_heads(model: nn.Module, feats: Sequence[np.ndarray], device: torch.d
     for lo in range(0, len(windows), batch_size):
         out = model(torch.from_numpy(np.stack(windows[lo : lo + batch_size])).to(device))
         for h in heads:
-            if h in out._fields:
-                chunks.setdefault(h, []).append(getattr(out, h).float().cpu())
+            value = getattr(out, h, None)  # a model without that head (CNN6: no sd/vd) has no such field
+            if value is not None:
+                chunks.setdefault(h, []).append(value.float().cpu())
     counts = np.bincount(owners, minlength=len(feats))[:, None] if len(owners) else np.ones((len(feats), 1))
     result = {}
     for h, parts in chunks.items():

@@ -54,7 +54,7 @@ def student_truth_table(data: StudyData) -> Table | None:
         "UAR on the unlabeled clips": tidy["truth_uar_mean"].map(lambda v: f"{v:.3f}"),
         **{label: [_head_cell(r, h) for _, r in tidy.iterrows()] for h, label in HEADS.items() if tidy[f"{h}_truth_accuracy_mean"].notna().any()},
         "test UAR": tidy["test_uar_mean"].map(lambda v: f"{v:.3f}"),
-    })
+    }).set_index(["study", "configuration", "labeled fraction"])  # named row keys, like the other tables (no bare 0..n column)
     note = ("Each fold's best-validation student, scored after training on every unlabeled clip against the hidden truth "
             "(the speech emotion; the mean of windows 1 s apart). A teacher can teach where it is right and the no-dstl student is not. "
             "The accuracy columns score g_sup, the head that predicts. Where a configuration distils, its distillation heads are "

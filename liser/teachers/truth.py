@@ -124,9 +124,9 @@ def student_head_scores(model, clips: dict[str, np.ndarray], truths: dict[str, t
     ``truths`` maps a head to (true class per clip id, the head's class names): ``sup`` and ``sd``
     to the speech emotion in the labeled corpus's classes, ``vd`` to the FERV39k class in the video
     teacher's. g_sd and g_vd are the heads eq. 2-3 fit to the teachers; g_sup predicts. Scoring
-    them apart shows where knowledge arrived: a student can follow its teacher in g_sd while g_sup,
-    trained on the acted labels only, barely moves. A head the model lacks, or with no clip in
-    its truth, is absent from the result.
+    them apart shows where knowledge arrived, and each score's UAR and top-class share whether a
+    head learned its teacher's calls or only its class prior (the 5-epoch demo's g_vd calls one
+    class on every clip). A head the model lacks, or with no clip in its truth, is absent.
     """
     from liser.evaluate import predict_heads
 

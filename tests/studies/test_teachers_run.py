@@ -54,5 +54,7 @@ def test_teachers_run_is_logged_once_and_the_dashboard_links_it(tmp_path, write_
     assert "no-dstl" in table and "sp-dstl" in table and "vid-sp-dstl" not in table  # only folds that logged the score
     assert "g_sd (speech distillation head) on those clips" in page and "0.625" in page  # sp-dstl's g_sd, beside its g_sup
     assert "g_vd (video" not in page  # no fold trained g_vd
+    md = next(p for p in written if p.name.endswith("students-on-unlabeled.md")).read_text()
+    assert "\n| study | configuration | labeled fraction | folds |" in md  # named row keys, no bare index column
     assert "0.625 (UAR 0.500, one class on 38%)" in page  # the table cell
     assert "g_sd 0.625, UAR 0.500 (g_sup 0.750; sp-dstl)" in page  # the line
