@@ -200,7 +200,7 @@ def main() -> None:
     synth = args.synth
     if synth is None:
         from liser.synth import generate
-        from liser.synth.speech import CONVERSATION, LEGACY_STYLE
+        from liser.synth.conversation import CONVERSATION, LEGACY_STYLE
 
         synth = out / "synth"
         if not (synth / "avclips_truth.csv").exists():

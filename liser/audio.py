@@ -30,24 +30,15 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
-from liser.constants import MIN_CLIP_SECONDS, SAMPLE_RATE, SILENCE_PEAK
+from liser.constants import DECODED_FRACTION_MIN, MIN_CLIP_SECONDS, SAMPLE_RATE, SILENCE_PEAK
+from liser.errors import MediaError
 
 # Read through PyAV (their audio track); everything else goes through soundfile.
 VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".webm", ".avi", ".mov"})
 _CONTAINER_SUFFIXES = VIDEO_SUFFIXES | {".m4a"}
 
-# A decoded container track may come out a little short of its header (codec
-# delay, rounding); shorter than this fraction of the header means data is missing.
-_DECODED_FRACTION_MIN = 0.9
-
-
-class AudioError(Exception):
+class AudioError(MediaError):
     """A file whose audio cannot be used; ``reason`` says why in a few words."""
-
-    def __init__(self, reason: str, path: str | Path | None = None) -> None:
-        self.reason = reason
-        self.path = None if path is None else Path(path)
-        super().__init__(f"{path}: {reason}" if path is not None else reason)
 
 
 @dataclass(frozen=True)
@@ -240,6 +231,6 @@ def _decode_container(path: Path, info: AudioInfo) -> tuple[np.ndarray, int]:
         return np.zeros((0, max(info.channels, 1)), np.float32), sr
     samples = np.concatenate(chunks, axis=1).T
     decoded = len(samples) / sr
-    if math.isfinite(info.duration) and decoded < _DECODED_FRACTION_MIN * info.duration:
+    if math.isfinite(info.duration) and decoded < DECODED_FRACTION_MIN * info.duration:
         raise AudioError(f"truncated (decoded {decoded:.2f} s of {info.duration:.2f} s)", path)
     return samples, sr

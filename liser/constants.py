@@ -20,6 +20,9 @@ EVAL_STRIDE_SECONDS = 0.1  # sliding-window evaluation stride
 LOG_FLOOR = 1e-10  # power floor before log10; also the value of zero padding in dB
 PAD_DB = -100.0  # 10 * log10(LOG_FLOOR): what a zero-padded waveform turns into
 MIN_CLIP_SECONDS = 0.5  # shorter clips carry too little speech to be useful
+# A decoded audio track or video stream may come out a little short of its header (codec
+# delay, rounding); shorter than this fraction of the header means data is missing.
+DECODED_FRACTION_MIN = 0.9
 SILENCE_PEAK = 1e-4  # a clip whose absolute peak is below this is silent
 
 # --- Teachers (sections 2.2, 3.2, 3.4) ----------------------------------------------

@@ -8,6 +8,8 @@ and keeps its traceback. Subclasses also keep the builtin base they always had (
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class LiserError(Exception):
     """A failure the user can fix; ``str(exc)`` says what and how."""
@@ -90,3 +92,16 @@ __all__ = [
     "LiserError", "ConfigError", "StudyError", "DataError", "InputNotFound", "TeacherError", "TeacherFileError",
     "CheckpointError", "TrackingError", "StudyNotFound", "ReportError", "ClusterError", "TrainingDiverged",
 ]
+
+
+class MediaError(Exception):
+    """A media file whose audio or frames cannot be used; ``reason`` says why in a few words.
+
+    Not a :class:`LiserError`: one bad clip is a counted, reported skip of its corpus, never a
+    failed command (``liser data check`` lists them).
+    """
+
+    def __init__(self, reason: str, path: str | Path | None = None) -> None:
+        self.reason = reason
+        self.path = None if path is None else Path(path)
+        super().__init__(f"{path}: {reason}" if path is not None else reason)

@@ -40,7 +40,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from liser.constants import CREMAD_CODES, CREMAD_EMOTIONS, RAVDESS_EMOTIONS, TEACHER_SEGMENT_SECONDS, VIDEO_FPS
-from liser.synth import face, speech
+from liser.synth import conversation, face, speech
 from liser.synth.oracle import oracle_accuracy, oracle_teachers
 from liser.synth.seeds import named_rng
 from liser.synth.transcripts import transcript
@@ -271,13 +271,13 @@ def _segment_fractions(mask: np.ndarray, per_segment: float, n_segments: int) ->
 
 
 def _write_avclip(
-    out_dir: Path, plan: AvClipPlan, seed: int, sr: int, size: int, style: speech.ConversationStyle = speech.CONVERSATION
+    out_dir: Path, plan: AvClipPlan, seed: int, sr: int, size: int, style: conversation.ConversationStyle = conversation.CONVERSATION
 ) -> dict[str, Any]:
     """Render one talking-face video; return its truth row and per-segment activity."""
     rng = named_rng(seed, "avclip", plan.clip_id)
     voice, look = video_person(seed, plan.source_video)
     n_samples = round(plan.n_frames / VIDEO_FPS * sr)
-    talk = speech.conversational_clip(voice, plan.emotion, n_samples, rng, sr, style)
+    talk = conversation.conversational_clip(voice, plan.emotion, n_samples, rng, sr, style)
     mouth = face.mouth_track(talk.voice, plan.n_frames, VIDEO_FPS, sr)
     ferv = face.FERV_OF_EMOTION[plan.emotion]
     frames, visible = face.render_clip(look, ferv, plan.intensity, mouth, rng, size, VIDEO_FPS, plan.no_face)
@@ -333,7 +333,7 @@ Speech is a source-filter synthesis whose prosody (pitch, range, rate, loudness,
 brightness, jitter) follows the emotion. The videos' talk is a realistic shift from the
 acted clips, carried by the same cues: rooms a few dB noisier, breath groups of
 pseudo-words between pauses, weaker and more varied emotion, a vlog-like emotion prior
-(liser.synth.speech.ConversationStyle). Faces are drawn with expression-shaped brows,
+(liser.synth.conversation.ConversationStyle). Faces are drawn with expression-shaped brows,
 eyes and mouth that move with the speech.
 """
 
@@ -370,7 +370,7 @@ def generate(
     workers: int = 2,
     cremad_actors: int = 0,
     progress: bool = True,
-    style: speech.ConversationStyle = speech.CONVERSATION,
+    style: conversation.ConversationStyle = conversation.CONVERSATION,
 ) -> dict[str, Any]:
     """Write the synthetic corpus under ``out_dir`` and return a summary (counts, paths, seconds).
 

@@ -27,7 +27,8 @@ from liser.constants import DFER_WINDOW_FRAMES, FERV39K_CLASSES, VIDEO_FPS
 from liser.errors import CheckpointError, InputNotFound, TeacherError
 from liser.evaluate import uar, war
 from liser.storage import sha1_file, write_atomic, write_text_atomic
-from liser.teachers.faces import FaceStore, FaceTrack, VideoError
+from liser.teachers.faces import FaceStore, FaceTrack
+from liser.teachers.video_decode import VideoError
 from liser.teachers.fitting import best_epoch_loop, torch_threads
 from liser.teachers.video import MIN_FACES, N_FERV, normalise_class_name, windows
 

@@ -179,11 +179,12 @@ def _pretraining_clip(speaker, emotion: str, acted: bool, rng: np.random.Generat
 
     Both styles of the synthetic world, made by the generator's own renderers: a RAVDESS
     statement (normal or strong intensity) in a quiet studio, or 2-4 s of conversational
-    breath groups (:data:`liser.synth.speech.CONVERSATION`), as a broad speech collection
+    breath groups (:data:`liser.synth.conversation.CONVERSATION`), as a broad speech collection
     holds both. The prosody is drawn here, so it is known.
     """
     from liser.synth.phonetics import STATEMENTS  # only the tiny build needs these
-    from liser.synth.speech import CONVERSATION, MIN_RATE, STRONG, emotion_prosody, loudness_gain, render_acted, render_conversation
+    from liser.synth.conversation import CONVERSATION, render_conversation
+    from liser.synth.speech import MIN_RATE, STRONG, emotion_prosody, loudness_gain, render_acted
 
     strength = (STRONG if rng.random() < 0.5 else 1.0) if acted else float(rng.uniform(*CONVERSATION.strength))
     prosody = emotion_prosody(emotion, strength, rng)

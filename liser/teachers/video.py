@@ -35,7 +35,8 @@ from tqdm.auto import tqdm
 from liser.constants import DFER_WINDOW_FRAMES, FERV39K_CLASSES, VIDEO_FPS
 from liser.errors import TeacherError
 from liser.targets import TeacherOutputs
-from liser.teachers.faces import FaceStore, FaceTrack, VideoError
+from liser.teachers.faces import FaceStore, FaceTrack
+from liser.teachers.video_decode import VideoError
 
 MIN_FACES = 8  # a window needs at least half its frames with a face
 WINDOW_SECONDS = DFER_WINDOW_FRAMES / VIDEO_FPS  # one teacher segment per window

@@ -303,16 +303,16 @@ def test_oracle_teacher_files(tiny: tuple[Path, dict]) -> None:
 
 # ---------------------------------------------------------------- the conversational shift
 def _conversation(style, seed: int, sr: int = 16_000):
-    from liser.synth import speech
+    from liser.synth import conversation, speech
 
     spk = speech.draw_speaker(np.random.default_rng(seed), female=bool(seed % 2))
-    return speech.conversational_clip(spk, "happy", 6 * sr, np.random.default_rng(100 + seed), sr, style)
+    return conversation.conversational_clip(spk, "happy", 6 * sr, np.random.default_rng(100 + seed), sr, style)
 
 
 def test_conversation_style_sets_the_room_noise_and_the_speech_density():
     """The style's knobs are what the clips hold: room noise before the first breath group in
     its range, and LEGACY_STYLE's near back-to-back phrases fill far more of a clip with voice."""
-    from liser.synth.speech import CONVERSATION, LEGACY_STYLE
+    from liser.synth.conversation import CONVERSATION, LEGACY_STYLE
 
     for style in (CONVERSATION, LEGACY_STYLE):
         lead = [_conversation(style, s).wave[:800] for s in range(6)]  # the first 50 ms: room noise only
@@ -323,7 +323,7 @@ def test_conversation_style_sets_the_room_noise_and_the_speech_density():
 
 
 def test_a_conversation_style_changes_the_unlabeled_clips_only(tmp_path):
-    from liser.synth.speech import LEGACY_STYLE
+    from liser.synth.conversation import LEGACY_STYLE
 
     a = generate(tmp_path / "a", actors=1, unlabeled_clips=2, workers=1, progress=False)
     b = generate(tmp_path / "b", actors=1, unlabeled_clips=2, workers=1, progress=False, style=LEGACY_STYLE)

@@ -14,7 +14,8 @@ import pytest
 
 from liser.corpora.manifest import Corpus, make_manifest
 from liser.teachers import faces
-from liser.teachers.faces import FaceStore, VideoError, extract_corpus_faces, extract_faces, read_frames
+from liser.teachers.faces import FaceStore, extract_corpus_faces, extract_faces
+from liser.teachers.video_decode import VideoError, read_frames
 
 
 def write_video(
