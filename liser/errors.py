@@ -88,12 +88,6 @@ class TrainingDiverged(LiserError, RuntimeError):
     kind = "training"
 
 
-__all__ = [
-    "LiserError", "ConfigError", "StudyError", "DataError", "InputNotFound", "TeacherError", "TeacherFileError",
-    "CheckpointError", "TrackingError", "StudyNotFound", "ReportError", "ClusterError", "TrainingDiverged",
-]
-
-
 class MediaError(Exception):
     """A media file whose audio or frames cannot be used; ``reason`` says why in a few words.
 
@@ -105,3 +99,11 @@ class MediaError(Exception):
         self.reason = reason
         self.path = None if path is None else Path(path)
         super().__init__(f"{path}: {reason}" if path is not None else reason)
+
+
+__all__ = [
+    "LiserError", "ConfigError", "StudyError", "DataError", "InputNotFound", "TeacherError", "TeacherFileError",
+    "CheckpointError", "TrackingError", "StudyNotFound", "ReportError", "ClusterError", "TrainingDiverged",
+    "MediaError",
+]
+

@@ -91,7 +91,7 @@ def predict_heads(model: nn.Module, feats: Sequence[np.ndarray], device: torch.d
             value = getattr(out, h, None)  # a model without that head (CNN6: no sd/vd) has no such field
             if value is not None:
                 chunks.setdefault(h, []).append(value.float().cpu())
-    counts = np.bincount(owners, minlength=len(feats))[:, None] if len(owners) else np.ones((len(feats), 1))
+    counts = np.bincount(owners, minlength=len(feats))[:, None]
     result = {}
     for h, parts in chunks.items():
         logits = torch.cat(parts).numpy()

@@ -39,12 +39,11 @@ def student_truth_table(data: StudyData) -> Table | None:
     for key, g in folds.groupby(keys, sort=False):
         row = {**dict(zip(keys, key)), "n_folds": len(g), "test_uar_mean": g["test_uar"].mean()}
         for head, name in (("", "truth"), *((h, f"{h}_truth") for h in HEADS)):
-            acc = g[_metric(head, "accuracy")].dropna() if _metric(head, "accuracy") in g else pd.Series(dtype=float)
+            acc = g[_metric(head, "accuracy")].dropna()  # every fold metric is a column (reports.runs.FOLD_METRICS)
             row[f"{name}_accuracy_mean"] = acc.mean() if len(acc) else np.nan
             row[f"{name}_accuracy_std"] = acc.std(ddof=1) if len(acc) > 1 else np.nan
             for what in ("uar", "top_share"):
-                col = _metric(head, what)
-                row[f"{name}_{what}_mean"] = g[col].mean() if col in g and g[col].notna().any() else np.nan
+                row[f"{name}_{what}_mean"] = g[_metric(head, what)].mean()  # NaN where no fold logged it
         rows.append(row)
     tidy = in_paper_order(pd.DataFrame(rows), data, "labeled_fraction")
     display = pd.DataFrame({

@@ -135,12 +135,11 @@ def prepare(study: Study, *, cache_dir: str | Path | None = None, progress: bool
         tracking.TAG + "unlabeled_manifest": unlabeled.corpus.manifest_hash() if unlabeled is not None else "",
         tracking.TAG + "teachers": ",".join(f"{k}:{f}={h}" for k, by in teacher_keys.items() for f, h in sorted(by.items())),
     }
-    from liser.teachers.truth import load_truth
+    from liser.teachers.truth import load_truths
 
-    truth = load_truth(unlabeled.corpus.root) if unlabeled is not None else None
-    video_truth = load_truth(unlabeled.corpus.root, "video") if unlabeled is not None else None
+    truths = load_truths(unlabeled.corpus.root) if unlabeled is not None else {}
     return TrialContext(study, labeled, unlabeled, teachers, folds, "", "", tags, teacher_keys, files,
-                        unlabeled_truth=truth, unlabeled_video_truth=video_truth)
+                        unlabeled_truth=truths.get("speech"), unlabeled_video_truth=truths.get("video"))
 
 
 def log_teachers_run(ctx: TrialContext, log: Callable[[str], None] = print) -> str | None:

@@ -111,7 +111,7 @@ def _train_one(ctx: TrialContext, tracker: TrialTracker, cfg, fold: Fold, seed: 
             cfg, ctx.labeled, fold, ctx.unlabeled if cfg.uses_unlabeled else None, fold_teachers,
             device=device, progress=progress, on_epoch=lambda _f, epoch, row: tracker.log_epoch(run_id, epoch, row),
         )
-        extra = _truth_metrics(ctx, result, cfg, fold_teachers, device)
+        extra = _truth_metrics(ctx, result, fold_teachers, device)
         with tempfile.TemporaryDirectory(prefix="liser-trial-") as tmp:
             ckpt = save_checkpoint(Path(tmp) / "student.pt", result, cfg, ctx.labeled.corpus.classes)
             tracker.finish_fold(
@@ -124,7 +124,7 @@ def _train_one(ctx: TrialContext, tracker: TrialTracker, cfg, fold: Fold, seed: 
     return {**result.as_dict(), "seed": seed}
 
 
-def _truth_metrics(ctx: TrialContext, result, cfg, fold_teachers: dict[str, TeacherOutputs], device) -> dict[str, float]:
+def _truth_metrics(ctx: TrialContext, result, fold_teachers: dict[str, TeacherOutputs], device) -> dict[str, float]:
     """The fold's student on the unlabeled clips against their hidden truth, where one exists:
     is it right where its teachers are asked to teach? (the dashboard's Teachers section).
 
@@ -138,9 +138,9 @@ def _truth_metrics(ctx: TrialContext, result, cfg, fold_teachers: dict[str, Teac
 
     classes = ctx.labeled.corpus.classes
     truths = {"sup": (ctx.unlabeled_truth, classes)}
-    if cfg.method == "liser" and cfg.lambda_sd > 0:
+    if "speech" in fold_teachers:  # the teachers this configuration reads: speech iff λ^sd > 0
         truths["sd"] = (ctx.unlabeled_truth, classes)
-    if cfg.method == "liser" and cfg.lambda_vd > 0 and ctx.unlabeled_video_truth is not None and "video" in fold_teachers:
+    if "video" in fold_teachers and ctx.unlabeled_video_truth is not None:
         truths["vd"] = (ctx.unlabeled_video_truth, fold_teachers["video"].classes)
     scores = student_head_scores(result.student(), ctx.unlabeled.features.features, truths, device)
     out = {}

@@ -96,14 +96,19 @@ def add_truth_scores(outputs: TeacherOutputs, corpus_root: str | Path) -> dict:
 
 def load_truth(corpus_root: str | Path, kind: str = "speech") -> pd.Series | None:
     """The hidden true class per clip id (the column ``kind`` is scored against), or None without a truth file."""
+    return load_truths(corpus_root).get(kind)
+
+
+def load_truths(corpus_root: str | Path) -> dict[str, pd.Series]:
+    """:func:`load_truth` for every kind the truth file has a column for, from one read of it ({} without one)."""
     path = find_truth(corpus_root)
     if path is None:
-        return None
+        return {}
     table = pd.read_csv(path)
-    column = TRUTH_COLUMN[kind]
-    if "clip_id" not in table or column not in table:
-        return None
-    return table.set_index(table["clip_id"].astype(str))[column].astype(str)
+    if "clip_id" not in table:
+        return {}
+    ids = table["clip_id"].astype(str)
+    return {kind: table.set_index(ids)[column].astype(str) for kind, column in TRUTH_COLUMN.items() if column in table}
 
 
 # Windows 1 s apart, not the test's 0.1 s: a diagnosis over every unlabeled clip after every
